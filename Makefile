@@ -1,0 +1,44 @@
+# ezclip: `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# This machine's pip takes these from local disk; on a CUDA box pick the build for your driver,
+# e.g. make install TORCH_SPEC="torch torchvision --index-url https://download.pytorch.org/whl/cu128"
+TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+
+help: ## list the targets
+	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet $(TORCH_SPEC)
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed ## create .venv and install ezclip with its dev extras
+
+test: $(VENV)/.installed ## run the fast tests (skips @slow)
+	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
+
+test-full: $(VENV)/.installed ## run every test, slow ones included
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed ## ruff check + format check
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+
+bench: $(VENV)/.installed ## model speed/memory ratios on this machine (prints a table)
+	$(BIN)/python -m ezclip.bench
+
+clean: ## remove caches (keeps .venv and outputs)
+	rm -rf .pytest_cache .ruff_cache build dist src/*.egg-info
+	find . -name __pycache__ -not -path './$(VENV)/*' -exec rm -rf {} +
+
+.PHONY: help install test test-full lint bench clean

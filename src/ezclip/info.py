@@ -1,0 +1,46 @@
+"""`ezclip info`: parameter and FLOP accounting for one backbone and set of switches, as JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from ezclip.models import build_ezclip, count_flops, count_parameters
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--backbone", default="ViT-B-16", help="open_clip model name or .json config")
+    parser.add_argument("--frames", type=int, default=8, help="frames per video (T)")
+    parser.add_argument("--tvp", choices=["deep", "first", "off"], default="deep", help="temporal prompts")
+    parser.add_argument("--no-adapters", dest="adapters", action="store_false", help="leave out the adapters")
+    parser.add_argument("--adapter-ratio", type=float, default=0.25)
+    parser.add_argument("--batch-size", type=int, default=1, help="videos per counted forward")
+
+
+def model_info(backbone: str, frames: int, tvp: str, adapters: bool, adapter_ratio: float, batch_size: int = 1) -> dict:
+    # Built on the meta device: no weights are allocated or downloaded, counting is shape-only.
+    model = build_ezclip(
+        backbone, num_frames=frames, tvp=tvp, adapters=adapters, adapter_ratio=adapter_ratio, device="meta"
+    )
+    return {
+        "backbone": backbone,
+        "num_frames": frames,
+        "image_size": model.image_size,
+        "tvp": tvp,
+        "adapters": adapters,
+        "parameters": count_parameters(model),
+        "flops_per_view": {
+            **count_flops(model, batch_size=batch_size),
+            "batch_size": batch_size,
+            "what": "encode_video of one clip of T frames, in G multiply-accumulates; full = every "
+            "matmul/conv/attention product of the model (torch.utils.flop_counter); linear_conv = "
+            "nn.Linear + nn.Conv2d modules only (fvcore/thop-style); executed = what ezclip runs "
+            "(its last block computes only the pooled class token)",
+        },
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    info = model_info(args.backbone, args.frames, args.tvp, args.adapters, args.adapter_ratio, args.batch_size)
+    print(json.dumps(info, indent=2))
+    return 0
