@@ -1,28 +1,66 @@
-"""The `ezclip` command: one entry point, one subcommand per job."""
+"""The `ezclip` command: one entry point, one subcommand per job.
+
+ezclip train [hydra overrides]        ezclip eval ckpt=PATH [hydra overrides]
+ezclip predict VIDEO ... --labels ...  ezclip demo
+ezclip data synth --out DIR            ezclip pretrain-nano
+ezclip info --backbone ViT-B-16
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 
+# Hydra apps: everything after the subcommand goes to Hydra untouched (overrides, -m, --help).
+HYDRA_APPS = {"train": "ezclip.train", "eval": "ezclip.eval"}
+# argparse subcommands: (module with add_arguments/run, help)
+COMMANDS = {
+    "predict": ("ezclip.predict", "classify videos against class names"),
+    "demo": ("ezclip.demo", "the whole pipeline on SynthMotion with the nano-CLIP (CPU, ~10 min)"),
+    "pretrain-nano": ("ezclip.nano", "pretrain (or reuse) the demo's nano-CLIP backbone"),
+    "info": ("ezclip.info", "parameter and FLOP counts as JSON (Table 7 columns)"),
+}
+DATA_COMMANDS = {
+    "synth": ("ezclip.data.synth", "render the SynthMotion dataset"),
+}
+
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in HYDRA_APPS:
+        sys.argv = [f"ezclip {argv[0]}", *argv[1:]]
+        importlib.import_module(HYDRA_APPS[argv[0]]).main()
+        return 0
+
     parser = argparse.ArgumentParser(prog="ezclip", description="EZ-CLIP experiment framework")
-    commands = parser.add_subparsers(dest="command", required=True)
-
-    from ezclip import info
-
-    info.add_arguments(commands.add_parser("info", help="parameter and FLOP counts as JSON (Table 7 columns)"))
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in HYDRA_APPS:
+        commands.add_parser(name, help=f"Hydra app: ezclip {name} --help", add_help=False)
+    handlers = {}
+    for name, (module_name, help_text) in COMMANDS.items():
+        module = importlib.import_module(module_name)
+        module.add_arguments(
+            commands.add_parser(
+                name, help=help_text, description=module.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+            )
+        )
+        handlers[name] = module.run
+    data = commands.add_parser("data", help="dataset tools").add_subparsers(dest="data_command", required=True)
+    for name, (module_name, help_text) in DATA_COMMANDS.items():
+        module = importlib.import_module(module_name)
+        module.add_arguments(data.add_parser(name, help=help_text))
+        handlers[f"data {name}"] = module.run
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    handlers = {"info": info.run}
+    command = args.command if args.command != "data" else f"data {args.data_command}"
     try:
-        return handlers[args.command](args)
+        return handlers[command](args)
     except (ValueError, FileNotFoundError) as error:
         # A user's mistake (bad name, path, shape): one line, no traceback.
-        print(f"ezclip {args.command}: error: {error}", file=sys.stderr)
+        print(f"ezclip {command}: error: {error}", file=sys.stderr)
         return 2
 
 

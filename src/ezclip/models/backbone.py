@@ -34,6 +34,11 @@ if not open_clip.__version__.startswith(SUPPORTED_OPEN_CLIP):
 # Tags whose weights were trained with QuickGELU: the backbone MLPs must use it too.
 QUICK_GELU_TAGS = ("openai",)
 
+# ezclip's own architectures (e.g. the demo's nano-CLIP), registered with open_clip on import.
+PROJECT_CONFIGS = Path(__file__).parent / "configs"
+if any(PROJECT_CONFIGS.glob("*.json")):
+    open_clip.add_model_config(PROJECT_CONFIGS)
+
 
 @dataclass(frozen=True)
 class TowerDims:

@@ -1,0 +1,1 @@
+"""Video data: lists and labels, class texts, decoding, sampling, transforms, datasets."""

@@ -1,0 +1,472 @@
+"""SynthMotion: a something-something-like synthetic motion dataset rendered with numpy.
+
+One textured background, one shape (with a contrasting orientation mark, so turning is
+visible on every shape) that moves, grows, turns or fades. Classes come in time-reversal pairs
+("left to right" / "right to left"); in val and test each pair is rendered once and its
+frame-reversed copy is the sample of the paired class, so a frame-order-blind model is at chance
+(50%) on them. Videos are real H.264 mp4 files (PyAV, libx264, yuv420p) in the project's list
+formats (DESIGN.md section 6). `sample_frame` renders single frames with a caption in the same
+words as the class descriptions, to pretrain the demo's nano-CLIP.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import functools
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+VERSION = 1
+
+# (name, description). Descriptions use the words of the frame captions (left/right, top/bottom,
+# small/big, mark pointing up/right/down/left, visible/invisible) so a caption-pretrained CLIP
+# already has them.
+CLASSES: tuple[tuple[str, str], ...] = (
+    ("moving something from left to right", "a shape moves from the left to the right"),
+    ("moving something from right to left", "a shape moves from the right to the left"),
+    ("moving something up", "a shape moves up from the bottom to the top"),
+    ("moving something down", "a shape moves down from the top to the bottom"),
+    ("something getting bigger", "a shape grows from small to big"),
+    ("something getting smaller", "a shape shrinks from big to small"),
+    ("rotating something clockwise", "a shape turns clockwise, its mark pointing up then right"),
+    ("rotating something counterclockwise", "a shape turns counterclockwise, its mark pointing up then left"),
+    ("something appearing", "a shape appears, from invisible to visible"),
+    ("something disappearing", "a shape disappears, from visible to invisible"),
+    ("something staying still", "a shape stays still in the same place"),
+)
+CLASS_NAMES: tuple[str, ...] = tuple(name for name, _ in CLASSES)
+# Time-reversal pairs (class ids): the frame-reversed video of one is a video of the other.
+PAIRS: tuple[tuple[int, int], ...] = ((0, 1), (2, 3), (4, 5), (6, 7), (8, 9))
+# Base-to-novel: whole reversal pairs stay on one side, so novel pairs test unseen motions.
+BASE_CLASSES: tuple[int, ...] = (0, 1, 4, 5, 8, 9, 10)
+NOVEL_CLASSES: tuple[int, ...] = (2, 3, 6, 7)
+
+SHAPES = ("square", "circle", "triangle", "star", "cross", "diamond")
+# Named colours (RGB, 0..1) so captions can say them.
+COLORS: dict[str, tuple[float, float, float]] = {
+    "red": (0.9, 0.1, 0.1),
+    "green": (0.1, 0.75, 0.15),
+    "blue": (0.1, 0.25, 0.95),
+    "yellow": (0.95, 0.9, 0.1),
+    "purple": (0.6, 0.15, 0.8),
+    "orange": (1.0, 0.55, 0.0),
+    "cyan": (0.0, 0.85, 0.9),
+    "pink": (1.0, 0.45, 0.75),
+}
+COLOR_NAMES = tuple(COLORS)
+# Shape radius as a fraction of the frame side.
+MIN_RADIUS, MAX_RADIUS = 0.09, 0.24
+# Mark: a disc at this canonical offset (up, in shape units) and radius.
+MARK_OFFSET, MARK_RADIUS = 0.55, 0.32
+
+
+def class_slug(name: str) -> str:
+    return name.replace(" ", "_")
+
+
+# --- rendering ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Scene:
+    """One clip's fixed look (background, shape, colour) and per-frame trajectory (T,) arrays.
+
+    Positions and radius are fractions of the frame side; angle in radians (positive turns
+    clockwise on screen, 0 = mark pointing up); alpha is visibility in [0, 1].
+    """
+
+    background: np.ndarray  # (H, W, 3) float32 in [0, 1]
+    shape: str
+    color: str
+    cx: np.ndarray
+    cy: np.ndarray
+    radius: np.ndarray
+    angle: np.ndarray
+    alpha: np.ndarray
+
+
+@functools.lru_cache(maxsize=8)
+def _grid(size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel-centre coordinates as fractions of the side: (H, W) x and y (cached; do not modify)."""
+    coords = (np.arange(size, dtype=np.float32) + 0.5) / size
+    return np.meshgrid(coords, coords)
+
+
+@functools.lru_cache(maxsize=64)
+def _interpolation_matrix(cells: int, size: int) -> np.ndarray:
+    """(size, cells) weights of linear interpolation from `cells` knots to `size` samples."""
+    position = np.linspace(0, cells - 1, size)
+    return np.maximum(0.0, 1.0 - np.abs(position[:, None] - np.arange(cells)[None, :]))
+
+
+def render_background(rng: np.random.Generator, size: int) -> np.ndarray:
+    """Textured background: muted low-frequency colour noise + fine grain -> (H, W, 3) float32."""
+    base = rng.uniform(0.25, 0.6, size=3)
+    cells = int(rng.integers(2, 6))
+    coarse = rng.normal(0, 0.12, size=(cells, cells, 3))
+    # Bilinear upsampling of the coarse noise as two small matrix products.
+    upsample = _interpolation_matrix(cells, size)  # (size, cells)
+    rows = (upsample @ coarse.reshape(cells, cells * 3)).reshape(size, cells, 3)  # (H, cells, 3)
+    smooth = np.einsum("hjc,wj->hwc", rows, upsample)  # (H, W, 3)
+    grain = rng.normal(0, 0.03, size=(size, size, 1)).astype(np.float32)
+    if rng.random() < 0.5:  # faint stripes: a second texture family
+        period = rng.uniform(4, 12)
+        x, y = _grid(size)
+        phase = np.sin((x * np.cos(rng.uniform(0, np.pi)) + y) * size * 2 * np.pi / period)
+        grain = grain + 0.03 * phase[..., None]
+    return np.clip(base + smooth + grain, 0, 1).astype(np.float32)
+
+
+def _shape_metric(shape: str, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """A distance-like metric in canonical shape units: < 1 inside, ~1 on the outline."""
+    if shape == "square":
+        return np.maximum(np.abs(u), np.abs(v)) * 1.15
+    if shape == "circle":
+        return np.sqrt(u * u + v * v)
+    if shape == "diamond":
+        return (np.abs(u) * 1.4 + np.abs(v)) * 0.85
+    if shape == "triangle":  # apex up (v < 0 is up on screen)
+        apothem = 0.5
+        faces = [(0.0, 1.0), (np.sqrt(3) / 2, -0.5), (-np.sqrt(3) / 2, -0.5)]
+        return np.max([u * a + v * b for a, b in faces], axis=0) / apothem
+    if shape == "star":
+        rho = np.sqrt(u * u + v * v)
+        phi = np.arctan2(u, -v)  # 0 at "up"
+        return rho / (0.7 + 0.3 * np.cos(5 * phi))
+    if shape == "cross":
+        bar = 0.4
+        a = np.maximum(np.abs(u), np.abs(v) * bar / 1.0 * 2.5)
+        b = np.maximum(np.abs(v), np.abs(u) * bar / 1.0 * 2.5)
+        return np.minimum(a, b) * 1.05
+    raise ValueError(f"unknown shape {shape!r}; known: {SHAPES}")
+
+
+def _coverage(metric: np.ndarray, radius_px: np.ndarray) -> np.ndarray:
+    """Antialiased coverage from a metric (1 on the edge), ~1 pixel of soft edge."""
+    return np.clip((1.0 - metric) * radius_px + 0.5, 0.0, 1.0)
+
+
+def render_scene(scene: Scene) -> np.ndarray:
+    """Scene -> (T, H, W, 3) uint8 frames."""
+    size = scene.background.shape[0]
+    x, y = _grid(size)
+    T = len(scene.cx)
+    dx = x[None] - scene.cx[:, None, None]  # (T, H, W)
+    dy = y[None] - scene.cy[:, None, None]
+    cos = np.cos(scene.angle)[:, None, None].astype(np.float32)
+    sin = np.sin(scene.angle)[:, None, None].astype(np.float32)
+    r = scene.radius[:, None, None].astype(np.float32)
+    # Screen -> canonical shape coordinates (inverse rotation, then scale by the radius).
+    u = (cos * dx + sin * dy) / r
+    v = (-sin * dx + cos * dy) / r
+    radius_px = r * size
+    body = _coverage(_shape_metric(scene.shape, u, v), radius_px)  # (T, H, W)
+    mark = _coverage(np.sqrt(u * u + (v + MARK_OFFSET) ** 2) / MARK_RADIUS, radius_px * MARK_RADIUS)
+    alpha = scene.alpha[:, None, None].astype(np.float32)
+    color = np.asarray(COLORS[scene.color], dtype=np.float32)
+    mark_color = np.full(3, 0.05 if color.mean() > 0.45 else 0.97, dtype=np.float32)
+    frames = np.broadcast_to(scene.background, (T, size, size, 3))
+    a = (alpha * body)[..., None]
+    frames = frames * (1 - a) + color * a
+    m = (alpha * body * mark)[..., None]
+    frames = frames * (1 - m) + mark_color * m
+    return (frames * 255 + 0.5).clip(0, 255).astype(np.uint8)
+
+
+def _ramp(rng: np.random.Generator, start: float, end: float, frames: int) -> np.ndarray:
+    """start -> end over the clip at a constant speed, beginning/ending a little inside the clip."""
+    lead = rng.uniform(0.0, 0.15)
+    tail = rng.uniform(0.85, 1.0)
+    t = np.linspace(0, 1, frames)
+    progress = np.clip((t - lead) / (tail - lead), 0, 1)
+    return (start + (end - start) * progress).astype(np.float32)
+
+
+def random_scene(rng: np.random.Generator, class_id: int, size: int, frames: int) -> Scene:
+    """A random clip of one class (its trajectory), as a Scene."""
+    name = CLASS_NAMES[class_id]
+    radius = rng.uniform(0.11, 0.17)
+    margin = radius + 0.04
+    cx = np.full(frames, rng.uniform(margin, 1 - margin), np.float32)
+    cy = np.full(frames, rng.uniform(margin, 1 - margin), np.float32)
+    r = np.full(frames, radius, np.float32)
+    angle = np.full(frames, rng.uniform(-0.5, 0.5), np.float32)
+    alpha = np.ones(frames, np.float32)
+    near, far = rng.uniform(margin, 0.35), rng.uniform(0.65, 1 - margin)
+    if name.endswith("left to right"):
+        cx = _ramp(rng, near, far, frames)
+    elif name.endswith("right to left"):
+        cx = _ramp(rng, far, near, frames)
+    elif name.endswith("up"):
+        cy = _ramp(rng, far, near, frames)
+    elif name.endswith("down"):
+        cy = _ramp(rng, near, far, frames)
+    elif "bigger" in name or "smaller" in name:
+        small, big = rng.uniform(MIN_RADIUS, 0.12), rng.uniform(0.19, MAX_RADIUS)
+        r = _ramp(rng, small, big, frames) if "bigger" in name else _ramp(rng, big, small, frames)
+        centre = rng.uniform(MAX_RADIUS + 0.02, 1 - MAX_RADIUS - 0.02, size=2)
+        cx, cy = np.full(frames, centre[0], np.float32), np.full(frames, centre[1], np.float32)
+    elif "clockwise" in name:
+        turn = rng.uniform(0.5, 0.85) * np.pi  # < 180 degrees: the direction is never ambiguous
+        start = rng.uniform(-0.4, 0.4)
+        sign = -1.0 if "counterclockwise" in name else 1.0
+        angle = _ramp(rng, start, start + sign * turn, frames)
+    elif "appearing" in name:
+        alpha = _ramp(rng, 0.0, 1.0, frames)
+    elif "disappearing" in name:
+        alpha = _ramp(rng, 1.0, 0.0, frames)
+    return Scene(
+        background=render_background(rng, size),
+        shape=SHAPES[int(rng.integers(len(SHAPES)))],
+        color=COLOR_NAMES[int(rng.integers(len(COLOR_NAMES)))],
+        cx=cx,
+        cy=cy,
+        radius=r,
+        angle=angle,
+        alpha=alpha,
+    )
+
+
+# --- single frames with captions (nano-CLIP pretraining) -----------------------------------------
+
+_DIRECTIONS = ("up", "up right", "right", "down right", "down", "down left", "left", "up left")
+
+
+def _position_words(cx: float, cy: float) -> str:
+    horizontal = "left" if cx < 1 / 3 else "right" if cx > 2 / 3 else "center"
+    vertical = "top" if cy < 1 / 3 else "bottom" if cy > 2 / 3 else "middle"
+    if horizontal == "center" and vertical == "middle":
+        return "in the center"
+    if horizontal == "center":
+        return f"at the {vertical}"
+    if vertical == "middle":
+        return f"on the {horizontal}"
+    return f"at the {vertical} {horizontal}"
+
+
+def frame_caption(
+    shape: str,
+    color: str,
+    cx: float,
+    cy: float,
+    radius: float,
+    angle: float,
+    alpha: float,
+    appearance: bool = False,
+) -> str:
+    """What one frame shows, in the class descriptions' words (position, size, mark, visibility).
+
+    `appearance` adds the colour and shape name. Off by default: a CLIP pretrained on captions
+    that name them spends its few minutes (and its embedding) on colour and shape, which no
+    motion class depends on, and then barely encodes position, size or the mark's direction.
+    """
+    if alpha < 0.2:
+        return "an empty background, the shape is invisible"
+    size = "small" if radius < 0.13 else "big" if radius > 0.18 else "medium"
+    direction = _DIRECTIONS[int(np.round(angle / (np.pi / 4))) % 8]
+    faint = "faint " if alpha < 0.7 else ""
+    noun = f"{color} {shape}" if appearance else "shape"
+    return f"a {faint}{size} {noun} {_position_words(cx, cy)}, its mark pointing {direction}"
+
+
+def sample_frames(
+    rng: np.random.Generator, size: int, count: int, appearance: bool = False
+) -> tuple[np.ndarray, list[str]]:
+    """`count` random single-frame scenes -> ((count, H, W, 3) uint8, captions)."""
+    images, captions = np.empty((count, size, size, 3), np.uint8), []
+    for i in range(count):
+        image, caption = sample_frame(rng, size, appearance)
+        images[i] = image
+        captions.append(caption)
+    return images, captions
+
+
+def sample_frame(rng: np.random.Generator, size: int, appearance: bool = False) -> tuple[np.ndarray, str]:
+    """One random frame (any position, size, angle, visibility) -> ((H, W, 3) uint8, caption)."""
+    radius = float(rng.uniform(MIN_RADIUS, MAX_RADIUS))
+    cx, cy = rng.uniform(radius * 0.8, 1 - radius * 0.8, size=2)
+    angle = float(rng.uniform(-np.pi, np.pi))
+    draw = rng.random()
+    alpha = 0.0 if draw < 0.1 else float(rng.uniform(0.3, 0.7)) if draw < 0.25 else 1.0
+    shape = SHAPES[int(rng.integers(len(SHAPES)))]
+    color = COLOR_NAMES[int(rng.integers(len(COLOR_NAMES)))]
+    one = lambda value: np.array([value], np.float32)  # noqa: E731
+    scene = Scene(render_background(rng, size), shape, color, one(cx), one(cy), one(radius), one(angle), one(alpha))
+    return render_scene(scene)[0], frame_caption(shape, color, cx, cy, radius, angle, alpha, appearance)
+
+
+# --- video files -----------------------------------------------------------------------------------
+
+
+def write_mp4(path: Path, frames: np.ndarray, fps: int = 8) -> None:
+    """(T, H, W, 3) uint8 -> H.264 mp4 (yuv420p, so H and W must be even), nearly lossless."""
+    import av
+
+    T, H, W, _ = frames.shape
+    if H % 2 or W % 2:
+        raise ValueError(f"H.264 yuv420p needs even frame sizes, got {H}x{W}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
+        # Low CRF keeps reversed pairs within a few grey levels; one thread for byte-identical output.
+        stream.options = {"crf": "12", "preset": "veryfast", "threads": "1"}
+        stream.codec_context.thread_count = 1
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+def _write_list(path: Path, rows: list[tuple[str, int]]) -> None:
+    path.write_text("".join(f"{p} {label}\n" for p, label in rows))
+
+
+def _write_labels(path: Path, ids: tuple[int, ...], with_description: bool = False) -> None:
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(["id", "name", "description"] if with_description else ["id", "name"])
+        for new_id, class_id in enumerate(ids):
+            name, description = CLASSES[class_id]
+            writer.writerow([new_id, name, description] if with_description else [new_id, name])
+
+
+def generate(
+    out_dir: str | Path,
+    videos_per_class: int = 60,
+    val_per_class: int | None = None,
+    test_per_class: int | None = None,
+    size: int = 64,
+    frames: int = 16,
+    seed: int = 0,
+    fps: int = 8,
+    progress: bool = True,
+) -> dict:
+    """Render SynthMotion into `out_dir`; returns a summary dict (also written as meta.json).
+
+    `videos_per_class`: training videos per class; val/test default to a third of it (at least 2).
+    `size`: frame side in pixels (even); `frames`: frames per video. Same seed -> same files.
+    """
+    if size % 2 or size < 16:
+        raise ValueError(f"size must be even and >= 16 (H.264 yuv420p), got {size}")
+    if frames < 2 or videos_per_class < 1:
+        raise ValueError(f"need frames >= 2 and videos_per_class >= 1, got {frames} and {videos_per_class}")
+    held_out = max(2, videos_per_class // 3)
+    counts = {
+        "train": videos_per_class,
+        "val": held_out if val_per_class is None else val_per_class,
+        "test": held_out if test_per_class is None else test_per_class,
+    }
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    rows: dict[str, list[tuple[str, int]]] = {}
+    total = sum(counts.values()) * len(CLASSES)
+    with _progress(progress) as bar:
+        task = bar.add_task("rendering SynthMotion", total=total)
+        for split, per_class in counts.items():
+            rows[split] = _render_split(out, split, per_class, size, frames, seed, fps, lambda: bar.advance(task))
+    _write_metadata(out, rows)
+    summary = {
+        "version": VERSION,
+        "seed": seed,
+        "size": size,
+        "frames": frames,
+        "fps": fps,
+        "num_classes": len(CLASSES),
+        "counts": {split: len(r) for split, r in rows.items()},
+        "per_class": counts,
+        "base_classes": len(BASE_CLASSES),
+        "novel_classes": len(NOVEL_CLASSES),
+        "seconds": round(time.perf_counter() - start, 2),
+    }
+    # Timing is not part of the deterministic files.
+    (out / "meta.json").write_text(json.dumps({k: v for k, v in summary.items() if k != "seconds"}, indent=2) + "\n")
+    return summary
+
+
+def _render_split(out: Path, split: str, per_class: int, size: int, frames: int, seed: int, fps: int, advance):
+    """Render and write one split; returns its list rows (relative path, class id), class-major."""
+    root = np.random.SeedSequence([seed, {"train": 0, "val": 1, "test": 2}[split]])
+    seeds = root.spawn(len(CLASSES) * per_class)
+    first_of = {b: a for a, b in PAIRS}
+    rows: list[tuple[str, int]] = []
+    for class_id in range(len(CLASSES)):
+        for index in range(per_class):
+            reverse = split != "train" and class_id in first_of
+            source = first_of[class_id] if reverse else class_id
+            # The reversed clip re-renders the first class's scene from the same seed: identical frames.
+            rng = np.random.default_rng(seeds[source * per_class + index])
+            clip = render_scene(random_scene(rng, source, size, frames))
+            if reverse:
+                clip = clip[::-1]
+            relative = f"videos/{split}/{class_slug(CLASS_NAMES[class_id])}/{split}_{class_id:02d}_{index:05d}.mp4"
+            write_mp4(out / relative, clip, fps)
+            rows.append((relative, class_id))
+            advance()
+    return rows
+
+
+def _write_metadata(out: Path, rows: dict[str, list[tuple[str, int]]]) -> None:
+    for split, split_rows in rows.items():
+        _write_list(out / f"{split}.txt", split_rows)
+    all_ids = tuple(range(len(CLASSES)))
+    _write_labels(out / "labels.csv", all_ids)
+    _write_labels(out / "descriptions.csv", all_ids, with_description=True)
+    _write_labels(out / "base_labels.csv", BASE_CLASSES)
+    _write_labels(out / "novel_labels.csv", NOVEL_CLASSES)
+    base_index = {c: i for i, c in enumerate(BASE_CLASSES)}
+    novel_index = {c: i for i, c in enumerate(NOVEL_CLASSES)}
+    _write_list(out / "base_train.txt", [(p, base_index[c]) for p, c in rows["train"] if c in base_index])
+    _write_list(out / "base_val.txt", [(p, base_index[c]) for p, c in rows["val"] if c in base_index])
+    _write_list(out / "novel_test.txt", [(p, novel_index[c]) for p, c in rows["test"] if c in novel_index])
+    pairs = [{"ids": [a, b], "names": [CLASS_NAMES[a], CLASS_NAMES[b]]} for a, b in PAIRS]
+    (out / "pairs.json").write_text(json.dumps(pairs, indent=2) + "\n")
+
+
+def _progress(enabled: bool):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        disable=not enabled,
+    )
+
+
+# --- command line ------------------------------------------------------------------------------------
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--videos-per-class", type=int, default=60, help="training videos per class")
+    parser.add_argument("--val-per-class", type=int, default=None, help="default: a third of --videos-per-class")
+    parser.add_argument("--test-per-class", type=int, default=None, help="default: a third of --videos-per-class")
+    parser.add_argument("--size", type=int, default=64, help="frame side in pixels (even)")
+    parser.add_argument("--frames", type=int, default=16, help="frames per video")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    summary = generate(
+        args.out,
+        videos_per_class=args.videos_per_class,
+        val_per_class=args.val_per_class,
+        test_per_class=args.test_per_class,
+        size=args.size,
+        frames=args.frames,
+        seed=args.seed,
+        progress=args.progress and os.environ.get("EZCLIP_NO_PROGRESS") is None,
+    )
+    print(json.dumps(summary, indent=2))
+    return 0

@@ -1,0 +1,1 @@
+"""Lightning wrappers: the LightningModule and the video DataModule."""

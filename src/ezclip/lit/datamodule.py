@@ -1,0 +1,208 @@
+"""Lightning DataModule for list-based video datasets (train, val and any number of named test sets).
+
+Batches (uint8 video; convert on the device with ``ezclip.data.transforms.normalize_video``):
+    train: ``{"video": (B, T, 3, S, S), "label": (B,), "index": (B,), "num_skipped": int, "skipped": [path]}``
+    val/test: ``{"video": (B, V, T, 3, S, S), ...}`` with V = n_clips * n_crops views for test sets and
+        V = 1 (one centre clip, centre crop) for validation, which runs every epoch and must stay cheap.
+Unreadable videos are dropped from their batch and counted; B can be 0.
+
+Distributed: the samplers are ``DistributedSampler`` subclasses built from the process group, so
+Lightning keeps them with or without ``use_distributed_sampler``: training gives every rank the
+same number of batches; evaluation gives rank r the videos r::world, each video exactly once
+(ranks may differ by one video; sum ``num_seen`` across ranks, never pad).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import lightning as L
+from torch.utils.data import DataLoader
+
+from ezclip.data.dataset import EvalSampler, TrainSampler, VideoCollate, VideoDataset
+from ezclip.data.decoding import SafeDecoder, decode_video, import_function
+from ezclip.data.lists import apply_exclusions, read_exclusions, read_labels, read_list
+from ezclip.data.text import class_texts
+from ezclip.data.transforms import TestTransform, TrainTransform
+
+log = logging.getLogger(__name__)
+
+
+class VideoDataModule(L.LightningDataModule):
+    """Videos listed as ``<relative path> <label>`` under ``root``, with label CSVs ``id,name``.
+
+    Args:
+        root: folder the list paths are relative to.
+        labels: default label CSV for every split.
+        train_list, val_list: list files (None: no such split).
+        test_sets: ``{name: {"list": path, "labels": optional path}}`` (or ``{name: path}``), in order.
+        train_labels, val_labels: label CSVs overriding ``labels`` for those splits.
+        text: ``{"source": "names"|"templates"|"descriptions", "templates": [...], "descriptions": path,
+            "on_missing": "error"|"templates"}`` (see ``ezclip.data.text.class_texts``).
+        num_frames: T. image_size: S. resize_size: short side before the test crops.
+        batch_size: training batch; eval_batch_size: evaluation batch (default batch_size).
+        num_workers: DataLoader workers (0: load in the main process).
+        train_scales, horizontal_flip, color_jitter, grayscale: training augmentation (flip off for SSv2).
+        n_clips, n_crops: test views (temporal x spatial).
+        decode_timeout: seconds per video before the decoder is killed and the video skipped (<= 0: no guard).
+        exclude: file of relative video paths to drop from every list.
+        seed: base of the training order and augmentation (with the epoch and the video index).
+        pin_memory, persistent_workers: passed to the DataLoaders (persistent only with workers).
+        decode_fn: module-level ``(path, sampler) -> uint8 (N, H, W, 3)`` or its ``"module:function"`` name
+            (default ``decode_video``; tests inject a hanging one).
+    After ``setup``: ``class_names``/``class_texts`` keyed ``"train"``, ``"val"`` and each test-set name,
+    ``test_set_names`` in config order, ``num_excluded`` per split, and the datasets of the stage.
+    """
+
+    def __init__(
+        self,
+        root: str,
+        labels: str,
+        train_list: str | None = None,
+        val_list: str | None = None,
+        test_sets: dict | None = None,
+        train_labels: str | None = None,
+        val_labels: str | None = None,
+        text: dict | None = None,
+        num_frames: int = 8,
+        image_size: int = 224,
+        resize_size: int = 256,
+        batch_size: int = 8,
+        eval_batch_size: int | None = None,
+        num_workers: int = 2,
+        train_scales=(1.0, 0.875, 0.75, 0.66),
+        horizontal_flip: bool = True,
+        color_jitter: float = 0.8,
+        grayscale: float = 0.2,
+        n_clips: int = 1,
+        n_crops: int = 1,
+        decode_timeout: float = 30.0,
+        exclude: str | None = None,
+        seed: int = 0,
+        pin_memory: bool = False,
+        persistent_workers: bool = False,
+        decode_fn: Callable | str | None = None,
+    ):
+        super().__init__()
+        self.save_hyperparameters(ignore=["decode_fn"])
+        self.root = str(root)
+        self.text = dict(text or {"source": "names"})
+        self.test_sets = {str(name): _test_spec(name, spec) for name, spec in (test_sets or {}).items()}
+        self.test_set_names: list[str] = list(self.test_sets)
+        self.train_transform = TrainTransform(
+            image_size=image_size,
+            scales=tuple(float(s) for s in train_scales),
+            horizontal_flip=horizontal_flip,
+            color_jitter=color_jitter,
+            grayscale=grayscale,
+        )
+        if isinstance(decode_fn, str):
+            decode_fn = import_function(decode_fn)
+        self.decoder = SafeDecoder(decode_fn or decode_video, timeout=decode_timeout)
+        self.class_names: dict[str, list[str]] = {}
+        self.class_texts: dict[str, list[list[str]]] = {}
+        self.num_excluded: dict[str, int] = {}
+        self.datasets: dict[str, VideoDataset] = {}
+
+    # -- splits ---------------------------------------------------------------------------------
+
+    def _splits(self) -> dict[str, tuple[str, str]]:
+        """Every configured split: name -> (list file, label CSV), in the order train, val, tests."""
+        hp = self.hparams
+        splits = {}
+        if hp.train_list:
+            splits["train"] = (hp.train_list, hp.train_labels or hp.labels)
+        if hp.val_list:
+            splits["val"] = (hp.val_list, hp.val_labels or hp.labels)
+        for name, spec in self.test_sets.items():
+            splits[name] = (spec["list"], spec["labels"] or hp.labels)
+        return splits
+
+    def setup(self, stage: str | None = None) -> None:
+        """Read labels and texts for every split, lists and datasets for ``stage`` (None: all)."""
+        splits = self._splits()
+        for name, (_, labels) in splits.items():
+            if name not in self.class_names:
+                self.class_names[name] = read_labels(labels)
+                self.class_texts[name] = class_texts(
+                    self.class_names[name],
+                    source=self.text.get("source", "names"),
+                    templates=self.text.get("templates"),
+                    descriptions_csv=self.text.get("descriptions"),
+                    on_missing=self.text.get("on_missing", "error"),
+                )
+        wanted = {
+            "fit": ["train", "val"],
+            "validate": ["val"],
+            "test": self.test_set_names,
+            "predict": self.test_set_names,
+        }.get(stage, list(splits))
+        for name in wanted:
+            if name in splits and name not in self.datasets:
+                self.datasets[name] = self._dataset(name, splits[name][0])
+
+    def _dataset(self, name: str, list_file: str) -> VideoDataset:
+        hp = self.hparams
+        entries = read_list(list_file, num_classes=len(self.class_names[name]))
+        if hp.exclude:
+            entries, self.num_excluded[name] = apply_exclusions(entries, read_exclusions(hp.exclude))
+            log.info("%s: excluded %d videos listed in %s", name, self.num_excluded[name], hp.exclude)
+        if name == "train":
+            transform, n_clips = self.train_transform, 1
+        elif name == "val":  # one view: validation runs every epoch
+            transform, n_clips = TestTransform(hp.image_size, hp.resize_size, n_crops=1), 1
+        else:
+            transform, n_clips = TestTransform(hp.image_size, hp.resize_size, n_crops=hp.n_crops), hp.n_clips
+        log.info("%s: %d videos, %d classes (%s)", name, len(entries), len(self.class_names[name]), list_file)
+        return VideoDataset(self.root, entries, hp.num_frames, transform, self.decoder, n_clips, hp.seed)
+
+    # -- loaders --------------------------------------------------------------------------------
+
+    def _loader(self, dataset: VideoDataset, sampler, batch_size: int, drop_last: bool) -> DataLoader:
+        workers = int(self.hparams.num_workers)
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            sampler=sampler,
+            drop_last=drop_last,
+            num_workers=workers,
+            collate_fn=VideoCollate(dataset.video_shape),
+            pin_memory=self.hparams.pin_memory,
+            persistent_workers=bool(self.hparams.persistent_workers) and workers > 0,
+        )
+
+    def _eval_loader(self, name: str) -> DataLoader:
+        dataset = self._require(name)
+        batch_size = self.hparams.eval_batch_size or self.hparams.batch_size
+        return self._loader(dataset, EvalSampler(len(dataset)), batch_size, drop_last=False)
+
+    def _require(self, name: str) -> VideoDataset:
+        if name not in self.datasets:
+            raise RuntimeError(f"no '{name}' dataset: configure its list and call setup() for its stage first")
+        return self.datasets[name]
+
+    def train_dataloader(self) -> DataLoader:
+        dataset = self._require("train")
+        sampler = TrainSampler(len(dataset), seed=self.hparams.seed)
+        return self._loader(dataset, sampler, self.hparams.batch_size, drop_last=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._eval_loader("val")
+
+    def test_dataloader(self) -> list[DataLoader]:
+        """One loader per test set, in ``test_set_names`` order."""
+        return [self._eval_loader(name) for name in self.test_set_names]
+
+    def teardown(self, stage: str | None = None) -> None:
+        self.decoder.close()
+
+
+def _test_spec(name: Any, spec: Any) -> dict[str, str | None]:
+    """``path`` or ``{"list": path, "labels": path?}`` -> ``{"list": ..., "labels": ...}``."""
+    if isinstance(spec, str):
+        return {"list": spec, "labels": None}
+    if "list" not in spec:
+        raise ValueError(f"test set {name!r} needs a 'list', got {dict(spec)}")
+    return {"list": spec["list"], "labels": spec.get("labels")}

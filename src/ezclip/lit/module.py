@@ -1,0 +1,315 @@
+"""EZCLIPModule: training and evaluation of EZ-CLIP with Lightning.
+
+Batches come from `ezclip.lit.datamodule.VideoDataModule` as uint8 videos; they are converted
+and normalized here, on the device. Class texts come from the datamodule (`class_texts`): each
+class has one or more texts whose embeddings are averaged.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchmetrics import MeanMetric, MetricCollection, SumMetric
+from torchmetrics.classification import MulticlassAccuracy
+
+from ezclip.data.transforms import normalize_video
+from ezclip.models import build_ezclip, contrastive_loss, load_official_checkpoint, motion_loss
+from ezclip.models.ezclip import EZCLIP
+
+log = logging.getLogger(__name__)
+
+
+def warmup_cosine(optimizer: torch.optim.Optimizer, total_steps: int, warmup_fraction: float = 0.1):
+    """Linear warmup over `warmup_fraction` of the steps, then cosine decay to 0 (per step)."""
+    warmup = max(1, int(round(total_steps * warmup_fraction))) if warmup_fraction > 0 else 0
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, total_steps - warmup)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def _accuracy_metrics(num_classes: int) -> MetricCollection:
+    return MetricCollection(
+        {
+            "top1": MulticlassAccuracy(num_classes, top_k=1, average="micro"),
+            "top5": MulticlassAccuracy(num_classes, top_k=min(5, num_classes), average="micro"),
+            "mean_class_acc": MulticlassAccuracy(num_classes, top_k=1, average="macro"),
+        }
+    )
+
+
+class EvalSet(nn.Module):
+    """The metrics and counters of one evaluation set (validation or a named test set)."""
+
+    def __init__(self, num_classes: int):
+        super().__init__()
+        self.metrics = _accuracy_metrics(num_classes)
+        self.num_videos = SumMetric()
+        self.num_skipped = SumMetric()
+
+
+class EZCLIPModule(L.LightningModule):
+    """EZ-CLIP with its losses, optimizer and evaluation.
+
+    The model arguments (`backbone` ... `attn_dropout`) go to `build_ezclip`; `contrastive` is
+    `ce` (all classes of the training label set) or `inbatch_kl` (the batch's classes);
+    `motion_loss` switches the motion loss on (weight `motion_weight`).
+    """
+
+    def __init__(
+        self,
+        backbone: str,
+        pretrained: str | None = None,
+        force_quick_gelu: bool = False,
+        num_frames: int = 8,
+        tvp: str = "deep",
+        adapters: bool = True,
+        adapter_ratio: float = 0.25,
+        prompt_dropout: float = 0.1,
+        drop_path: float = 0.1,
+        attn_dropout: float = 0.1,
+        contrastive: str = "ce",
+        contrastive_weight: float = 1.0,
+        motion_loss: bool = True,
+        motion_weight: float = 1.0,
+        central_diff: str = "abs",
+        grad_checkpointing: bool = False,
+        optimizer: Callable[..., torch.optim.Optimizer] | None = None,
+        scheduler: Callable[..., Any] | None = None,
+        decay_1d: bool = False,
+        save_predictions: bool = True,
+        official_checkpoint: str | None = None,
+    ):
+        super().__init__()
+        # Plain values only: optimizer/scheduler are partials, and checkpoints must load with weights_only=True.
+        self.save_hyperparameters(ignore=["optimizer", "scheduler"], logger=False)
+        self.make_optimizer, self.make_scheduler = optimizer, scheduler
+        if contrastive not in ("ce", "inbatch_kl"):
+            raise ValueError(f"model.contrastive must be 'ce' or 'inbatch_kl', got {contrastive!r}")
+        if official_checkpoint:
+            # The authors' file fixes the architecture, tvp, T and the adapters itself.
+            self.net: EZCLIP = load_official_checkpoint(official_checkpoint)
+            if self.net.num_frames != num_frames:
+                raise ValueError(
+                    f"{official_checkpoint} is for T={self.net.num_frames} frames, the data gives "
+                    f"T={num_frames}: set data.num_frames={self.net.num_frames}"
+                )
+        else:
+            self.net = build_ezclip(
+                backbone,
+                pretrained=pretrained,
+                num_frames=num_frames,
+                tvp=tvp,
+                adapters=adapters,
+                adapter_ratio=adapter_ratio,
+                prompt_dropout=prompt_dropout,
+                drop_path=drop_path,
+                attn_dropout=attn_dropout,
+                force_quick_gelu=force_quick_gelu,
+            )
+        self.net.set_grad_checkpointing(grad_checkpointing)
+        # Resume checkpoints hold the trainable tensors only: the backbone comes from `pretrained`.
+        self.strict_loading = False
+        self.train_loss = MeanMetric()
+        self.eval_sets = nn.ModuleDict()
+        self.class_tokens: dict[str, torch.Tensor] = {}
+        self._texts_per_class: dict[str, torch.Tensor] = {}
+        self._text_cache: dict[str, torch.Tensor] = {}
+        self._predictions: dict[str, list[dict[str, torch.Tensor]]] = {}
+        self.test_results: dict[str, dict[str, float]] = {}
+        self.skipped_paths: set[str] = set()
+
+    # --- setup ------------------------------------------------------------------------------
+
+    def setup(self, stage: str) -> None:
+        datamodule = self.trainer.datamodule
+        for name, texts in datamodule.class_texts.items():
+            flat = [text for class_texts in texts for text in class_texts]
+            counts = [len(class_texts) for class_texts in texts]
+            self.class_tokens[name] = self.net.tokenize(flat)
+            self._texts_per_class[name] = torch.tensor(counts)
+            if name not in self.eval_sets and name != "train":
+                self.eval_sets[name] = EvalSet(len(texts)).to(self.device)
+
+    def configure_optimizers(self):
+        decay, no_decay = [], []
+        for param in self.parameters():
+            if not param.requires_grad:
+                continue
+            (decay if param.ndim >= 2 or self.hparams.decay_1d else no_decay).append(param)
+        groups = [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
+        optimizer = self.make_optimizer(params=[g for g in groups if g["params"]])
+        if self.make_scheduler is None:
+            return optimizer
+        scheduler = self.make_scheduler(optimizer=optimizer, total_steps=self.trainer.estimated_stepping_batches)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    # --- text -------------------------------------------------------------------------------
+
+    def class_embeddings(self, name: str, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """(C, E) class embeddings: the mean of each class's normalized text embeddings.
+
+        With `labels`, only those classes are encoded, in that order: (B, E).
+        """
+        tokens = self.class_tokens[name].to(self.device)
+        counts = self._texts_per_class[name]
+        if labels is not None:
+            starts = torch.cumsum(counts, 0) - counts
+            rows = torch.cat([torch.arange(starts[c], starts[c] + counts[c]) for c in labels.tolist()])
+            tokens, counts = tokens[rows.to(self.device)], counts[labels.cpu()]
+        text = F.normalize(self.net.encode_text(tokens), dim=-1)  # (sum K, E)
+        return torch.stack([chunk.mean(0) for chunk in text.split(counts.tolist())])  # (C or B, E)
+
+    # --- training -----------------------------------------------------------------------------
+
+    def on_train_start(self) -> None:
+        self.train_loss.reset()
+        if "val" in self.eval_sets:
+            self.eval_sets["val"].metrics.reset()
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int):
+        self._count_skipped(batch)
+        labels = batch["label"]
+        if labels.numel() == 0:
+            return None  # every video of this batch was unreadable (counted, logged)
+        video = normalize_video(batch["video"])  # (B, T, 3, S, S) float
+        frames = self.net.encode_frames(video)  # (B, T, E)
+        if self.hparams.contrastive == "ce":
+            logits = self.net.similarity_logits(frames.mean(1), self.class_embeddings("train"))  # (B, C)
+            contrastive = contrastive_loss(logits, labels, "ce")
+        else:
+            logits = self.net.similarity_logits(frames.mean(1), self.class_embeddings("train", labels))  # (B, B)
+            contrastive = contrastive_loss(logits, labels, "inbatch_kl")
+        loss = self.hparams.contrastive_weight * contrastive
+        batch_size = labels.shape[0]
+        if self.hparams.motion_loss:
+            motion = motion_loss(frames, self.hparams.central_diff)
+            loss = loss + self.hparams.motion_weight * motion
+            self.log("train/motion", motion, batch_size=batch_size)
+        self.train_loss(loss)
+        self.log("train/loss", self.train_loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=batch_size)
+        self.log("train/contrastive", contrastive, batch_size=batch_size)
+        return loss
+
+    # --- evaluation ---------------------------------------------------------------------------
+
+    def _eval_texts(self, name: str) -> torch.Tensor:
+        # Nothing trains during evaluation: encode each label set's texts once per epoch.
+        if name not in self._text_cache:
+            with torch.no_grad():
+                self._text_cache[name] = self.class_embeddings(name)
+        return self._text_cache[name]
+
+    def on_validation_epoch_start(self) -> None:
+        self._text_cache.clear()
+
+    def on_test_epoch_start(self) -> None:
+        self._text_cache.clear()
+        self._predictions.clear()
+
+    def _evaluate(self, name: str, batch: dict[str, Any]) -> None:
+        self._count_skipped(batch, name)
+        labels = batch["label"]
+        if labels.numel() == 0:
+            return
+        video = batch["video"]  # (B, V, T, 3, S, S) uint8: V views per video
+        B, V = video.shape[:2]
+        frames = normalize_video(video.flatten(0, 1))  # (B*V, T, 3, S, S)
+        logits = self.net.similarity_logits(self.net.encode_video(frames), self._eval_texts(name))  # (B*V, C)
+        probs = logits.float().softmax(dim=-1).view(B, V, -1).mean(dim=1)  # (B, C): mean of the views' softmax
+        eval_set = self.eval_sets[name]
+        eval_set.metrics.update(probs, labels)
+        eval_set.num_videos.update(torch.tensor(float(B), device=self.device))
+        if self.hparams.save_predictions and self.trainer.testing:
+            self._predictions.setdefault(name, []).append(
+                {"index": batch["index"].cpu(), "label": labels.cpu(), "probs": probs.half().cpu()}
+            )
+
+    def _count_skipped(self, batch: dict[str, Any], name: str | None = None) -> None:
+        skipped = batch.get("skipped", [])
+        self.skipped_paths.update(skipped)
+        if name is not None:
+            self.eval_sets[name].num_skipped.update(
+                torch.tensor(float(batch.get("num_skipped", 0)), device=self.device)
+            )
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._evaluate("val", batch)
+
+    def on_validation_epoch_end(self) -> None:
+        if "val" not in self.eval_sets:
+            return
+        results = self._compute("val")
+        self.log("val/top1", results.pop("top1"), prog_bar=True)
+        self.log_dict({f"val/{k}": v for k, v in results.items()})
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> None:
+        self._evaluate(self.trainer.datamodule.test_set_names[dataloader_idx], batch)
+
+    def on_test_epoch_end(self) -> None:
+        for name in self.trainer.datamodule.test_set_names:
+            results = self._compute(name)
+            self.test_results[name] = results
+            self.log_dict({f"test/{name}/{k}": v for k, v in results.items()}, add_dataloader_idx=False)
+
+    def _compute(self, name: str) -> dict[str, float]:
+        eval_set = self.eval_sets[name]
+        results = {k: float(v) for k, v in eval_set.metrics.compute().items()}
+        results["num_videos"] = int(eval_set.num_videos.compute())
+        results["num_skipped"] = int(eval_set.num_skipped.compute())
+        eval_set.metrics.reset()
+        eval_set.num_videos.reset()
+        eval_set.num_skipped.reset()
+        return results
+
+    def gathered_predictions(self, name: str) -> dict[str, np.ndarray] | None:
+        """This process's test predictions for one set: index, label, probs (N, C), sorted by index."""
+        parts = self._predictions.get(name)
+        if not parts:
+            return None
+        merged = {k: torch.cat([p[k] for p in parts]).numpy() for k in ("index", "label", "probs")}
+        order = np.argsort(merged["index"], kind="stable")
+        return {k: v[order] for k, v in merged.items()}
+
+    # --- checkpoints --------------------------------------------------------------------------
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Leave the frozen backbone out (it is rebuilt from `pretrained`): ~20 MB for B/16, not 600.
+        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if not k.startswith("net.clip.")}
+        # Plain types only, so the checkpoint loads with weights_only=True.
+        np_kind, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
+        checkpoint["rng_states"] = {
+            "torch": torch.get_rng_state(),
+            "numpy": [np_kind, torch.from_numpy(np_keys.astype(np.int64)), np_pos, np_has_gauss, np_gauss],
+            "python": random.getstate(),
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        unexpected = [k for k in checkpoint["state_dict"] if k.startswith("net.clip.")]
+        if unexpected:
+            log.info("checkpoint holds %d backbone tensors; loading them too", len(unexpected))
+        rng = checkpoint.get("rng_states")
+        if rng is not None:
+            torch.set_rng_state(rng["torch"])
+            np_kind, np_keys, np_pos, np_has_gauss, np_gauss = rng["numpy"]
+            np.random.set_state((np_kind, np_keys.numpy().astype(np.uint32), np_pos, np_has_gauss, np_gauss))
+            random.setstate(tuple(rng["python"][:1]) + (tuple(rng["python"][1]),) + tuple(rng["python"][2:]))
+
+
+def export_path(run_dir: str | Path) -> Path:
+    """Where a run's own-format checkpoint (for eval / predict) is written."""
+    return Path(run_dir) / "checkpoints" / "model.pt"

@@ -1,0 +1,206 @@
+"""train / eval through the real composed Hydra configs, shrunk: tiny backbone, tiny SynthMotion."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.errors import ConfigCompositionException
+
+from ezclip.config import CONFIG_DIR, register_resolvers
+from ezclip.eval import evaluate
+from ezclip.train import train
+from helpers import TINY
+
+EXPERIMENTS = sorted(p.stem for p in (CONFIG_DIR / "experiment").glob("*.yaml"))
+EVAL_QUIET = ["trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
+QUIET = ["callbacks=none", *EVAL_QUIET]
+FAST = ["+trainer.fast_dev_run=true", *QUIET]
+
+
+@pytest.fixture(scope="session")
+def synth_dir(tmp_path_factory) -> Path:
+    from ezclip.data.synth import generate
+
+    out = tmp_path_factory.mktemp("synthmotion")
+    generate(out, videos_per_class=2, val_per_class=1, test_per_class=2, size=32, frames=8, seed=0, progress=False)
+    return out
+
+
+def shrunk(config_name: str, out: Path, synth: Path, overrides: list[str] = ()):
+    """The real config, pointed at tmp folders and the tiny backbone."""
+    register_resolvers()
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        return compose(
+            config_name=config_name,
+            overrides=[
+                *overrides,
+                f"paths.root_dir={out}",
+                f"paths.output_dir={out}",
+                f"paths.log_dir={out}",
+                f"paths.cache_dir={out / 'cache'}",
+                f"data.root={synth}",
+                "data.image_size=32",
+                "data.resize_size=32",
+                "data.num_frames=4",
+                "data.batch_size=4",
+                "data.eval_batch_size=8",
+                "data.num_workers=0",
+                f"model.backbone={TINY}",
+                "model.pretrained=null",
+                "model.force_quick_gelu=false",
+                "model.optimizer.lr=1e-3",
+            ],
+        )
+
+
+def results(run_dir: Path) -> dict:
+    return json.loads((run_dir / "results.json").read_text())
+
+
+def test_fast_dev_run_train_then_eval_from_the_exported_checkpoint(tmp_path, synth_dir):
+    train(shrunk("train", tmp_path / "train", synth_dir, FAST))
+    trained = results(tmp_path / "train")
+    test = trained["test"]["synthmotion"]
+    assert test["num_videos"] == 8 and test["num_skipped"] == 0  # fast_dev_run: one eval batch
+    assert set(test) >= {"top1", "top5", "mean_class_acc"}
+    assert trained["packages"]["open_clip_torch"].startswith("3.3")
+    assert trained["config"]["model"]["tvp"] == "deep" and "commit" in trained["git"]
+    model_pt = tmp_path / "train" / "checkpoints" / "model.pt"
+    predictions = np.load(tmp_path / "train" / "predictions" / "synthmotion.npz")
+    assert predictions["probs"].shape[0] == 8
+
+    evaluate(
+        shrunk("eval", tmp_path / "eval", synth_dir, ["+trainer.fast_dev_run=true", *EVAL_QUIET, f"ckpt={model_pt}"])
+    )
+    evaluated = results(tmp_path / "eval")
+    assert evaluated["checkpoint"] == str(model_pt)
+    assert evaluated["test"]["synthmotion"]["num_videos"] == 8
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_experiment_config_runs(tmp_path, synth_dir, experiment):
+    cfg = shrunk("train", tmp_path, synth_dir, [f"experiment={experiment}", *FAST])
+    metrics, _ = train(cfg)
+    assert any(k.startswith("test/") for k in metrics)
+
+
+def test_unknown_config_keys_are_errors_that_name_them(tmp_path, synth_dir):
+    with pytest.raises(ConfigCompositionException, match="model.tvpp"):
+        shrunk("train", tmp_path, synth_dir, ["model.tvpp=deep"])
+
+
+def test_short_training_writes_logs_checkpoints_and_results(tmp_path, synth_dir):
+    run = tmp_path / "run"
+    train(shrunk("train", run, synth_dir, ["trainer.max_epochs=2", "callbacks=default"]))
+    out = results(run)
+    assert out["epochs_trained"] == 2 and "top1" in out["val"]
+    assert (run / "csv" / "version_0" / "metrics.csv").read_text().count("train/loss") >= 1
+    last = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert not any(k.startswith("net.clip.") for k in last["state_dict"])  # the frozen backbone is left out
+    assert "prompts.embeddings" in "".join(last["state_dict"])
+    assert last["optimizer_states"] and last["lr_schedulers"]
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_resume_after_an_interruption_equals_an_uninterrupted_run(tmp_path, synth_dir):
+    import lightning as L
+
+    base = ["trainer.max_epochs=3", "callbacks=default", "model.drop_path=0.1", "model.prompt_dropout=0.1"]
+    train(shrunk("train", tmp_path / "straight", synth_dir, base))
+
+    class StopInEpoch(L.Callback):  # dies in the middle of the second epoch, like a kill
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            if trainer.current_epoch == 1 and batch_idx == 1:
+                raise Interrupt
+
+    interrupted = tmp_path / "interrupted"
+    cfg = shrunk("train", interrupted, synth_dir, base)
+    from ezclip import train as train_module
+
+    original = train_module.instantiate_callbacks
+    train_module.instantiate_callbacks = lambda c: original(c) + [StopInEpoch()]
+    try:
+        with pytest.raises(Interrupt):
+            train(cfg)
+    finally:
+        train_module.instantiate_callbacks = original
+    assert (interrupted / "checkpoints" / "last.ckpt").is_file()
+    train(shrunk("train", interrupted, synth_dir, [*base, "ckpt_path=last"]))
+
+    straight, resumed = results(tmp_path / "straight"), results(interrupted)
+    assert resumed["epochs_trained"] == straight["epochs_trained"] == 3
+    assert resumed["val"] == straight["val"]
+    assert resumed["test"] == straight["test"]
+    a = torch.load(tmp_path / "straight" / "checkpoints" / "model.pt", weights_only=True)["state_dict"]
+    b = torch.load(interrupted / "checkpoints" / "model.pt", weights_only=True)["state_dict"]
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+
+
+def test_multi_view_test_is_deterministic(tmp_path, synth_dir):
+    views = ["data.n_clips=2", "data.n_crops=3", "model.tvp=off", *EVAL_QUIET]
+    evaluate(shrunk("eval", tmp_path / "a", synth_dir, views))
+    evaluate(shrunk("eval", tmp_path / "b", synth_dir, views))
+    assert results(tmp_path / "a")["test"] == results(tmp_path / "b")["test"]
+    a = np.load(tmp_path / "a" / "predictions" / "synthmotion.npz")
+    b = np.load(tmp_path / "b" / "predictions" / "synthmotion.npz")
+    np.testing.assert_array_equal(a["probs"], b["probs"])
+
+
+def test_unreadable_videos_are_skipped_and_counted(tmp_path, synth_dir):
+    data = tmp_path / "data"
+    shutil.copytree(synth_dir, data)
+    good = [line for line in (data / "test.txt").read_text().splitlines() if line.strip()]
+    first = good[0].split()[0]
+    truncated = data / "truncated.mp4"
+    truncated.write_bytes((data / first).read_bytes()[:300])
+    (data / "garbage.mp4").write_bytes(b"this is not a video" * 100)
+    bad = ["truncated.mp4 0", "garbage.mp4 1", "missing/nowhere.mp4 2"]
+    (data / "test.txt").write_text("\n".join(good[:3] + bad + good[3:6]) + "\n")
+    evaluate(shrunk("eval", tmp_path / "eval", data, ["model.tvp=off", "data.decode_timeout=20", *EVAL_QUIET]))
+    out = results(tmp_path / "eval")
+    assert out["test"]["synthmotion"]["num_videos"] == 6
+    assert out["test"]["synthmotion"]["num_skipped"] == 3
+    assert len(out["skipped_videos"]) == 3
+
+
+def test_wandb_logs_offline_without_network_or_login(tmp_path, synth_dir, monkeypatch):
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc: nobody is logged in
+    run = tmp_path / "run"
+    train(shrunk("train", run, synth_dir, [*FAST, "logger=wandb"]))
+    offline_runs = list((run / "wandb").glob("offline-run-*"))
+    assert len(offline_runs) == 1
+    assert any(offline_runs[0].glob("*.wandb"))
+
+
+def test_multirun_from_the_command_line(tmp_path, synth_dir):
+    import subprocess
+    import sys
+
+    from helpers import TINY_CONFIG
+
+    config = tmp_path / "ezclip-test-cli.json"
+    config.write_text(json.dumps(TINY_CONFIG))
+    sweep = tmp_path / "sweep"
+    command = [
+        sys.executable, "-m", "ezclip.cli", "train", "-m", "model.tvp=deep,off",
+        f"model.backbone={config}", "model.pretrained=null", "model.force_quick_gelu=false",
+        f"data.root={synth_dir}", "data.image_size=32", "data.resize_size=32", "data.num_frames=4",
+        "data.num_workers=0", "+trainer.fast_dev_run=true", *QUIET,
+        f"paths.log_dir={tmp_path}", f"hydra.sweep.dir={sweep}",
+    ]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    runs = sorted(sweep.glob("*/results.json"))
+    assert [json.loads(p.read_text())["config"]["model"]["tvp"] for p in runs] == ["deep", "off"]
