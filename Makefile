@@ -24,6 +24,9 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 install: $(VENV)/.installed ## create .venv and install ezclip with its dev extras
 
+demo: $(VENV)/.installed ## the whole pipeline on SynthMotion with a nano-CLIP, on the CPU (~10 min first time)
+	$(BIN)/ezclip demo
+
 test: $(VENV)/.installed ## run the fast tests (skips @slow)
 	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
 
@@ -41,4 +44,4 @@ clean: ## remove caches (keeps .venv and outputs)
 	rm -rf .pytest_cache .ruff_cache build dist src/*.egg-info
 	find . -name __pycache__ -not -path './$(VENV)/*' -exec rm -rf {} +
 
-.PHONY: help install test test-full lint bench clean
+.PHONY: help install demo test test-full lint bench clean

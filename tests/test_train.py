@@ -182,6 +182,8 @@ def test_wandb_logs_offline_without_network_or_login(tmp_path, synth_dir, monkey
     offline_runs = list((run / "wandb").glob("offline-run-*"))
     assert len(offline_runs) == 1
     assert any(offline_runs[0].glob("*.wandb"))
+    assert any(offline_runs[0].rglob("media/images/test/*.png"))  # the results chart
+    assert any(offline_runs[0].rglob("media/table/test/*.table.json"))  # the results table
 
 
 def test_multirun_from_the_command_line(tmp_path, synth_dir):
@@ -204,3 +206,42 @@ def test_multirun_from_the_command_line(tmp_path, synth_dir):
     assert result.returncode == 0, result.stderr[-2000:]
     runs = sorted(sweep.glob("*/results.json"))
     assert [json.loads(p.read_text())["config"]["model"]["tvp"] for p in runs] == ["deep", "off"]
+
+
+@pytest.mark.slow
+def test_resume_after_kill_9_equals_an_uninterrupted_run(tmp_path, synth_dir):
+    """A real `ezclip train` process killed with SIGKILL mid-training, resumed with ckpt_path=last."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from helpers import TINY_CONFIG
+
+    config = tmp_path / "ezclip-test-kill.json"
+    config.write_text(json.dumps(TINY_CONFIG))
+
+    def command(run_dir: Path, *extra: str) -> list[str]:
+        return [
+            sys.executable, "-m", "ezclip.cli", "train", f"model.backbone={config}", "model.pretrained=null",
+            "model.force_quick_gelu=false", f"data.root={synth_dir}", "data.image_size=32", "data.resize_size=32",
+            "data.num_frames=4", "data.num_workers=0", "data.batch_size=1", "trainer.max_epochs=4",
+            "trainer.enable_progress_bar=false", "~callbacks.rich_progress_bar", f"paths.log_dir={tmp_path}",
+            f"hydra.run.dir={run_dir}", *extra,
+        ]  # fmt: skip
+
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    subprocess.run(command(straight), check=True, capture_output=True, timeout=600, cwd=tmp_path)
+    process = subprocess.Popen(command(killed), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)
+    deadline = time.time() + 300
+    while not (killed / "checkpoints" / "last.ckpt").exists() and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(1.0)  # into the next epoch
+    os.kill(process.pid, signal.SIGKILL)
+    assert process.wait() == -signal.SIGKILL
+    assert not (killed / "results.json").exists(), "the run finished before the kill: nothing was tested"
+    subprocess.run(command(killed, "ckpt_path=last"), check=True, capture_output=True, timeout=600, cwd=tmp_path)
+    a, b = results(straight), results(killed)
+    assert a["epochs_trained"] == b["epochs_trained"] == 4
+    assert a["val"] == b["val"] and a["test"] == b["test"]

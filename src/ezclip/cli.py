@@ -24,6 +24,9 @@ COMMANDS = {
 }
 DATA_COMMANDS = {
     "synth": ("ezclip.data.synth", "render the SynthMotion dataset"),
+    "convert": ("ezclip.data.datasets.convert", "official UCF101/HMDB51/Kinetics/SSv2 annotations -> project lists"),
+    "fetch-splits": ("ezclip.data.splits", "download and verify the pinned public split/label/description files"),
+    "describe": ("ezclip.data.descriptions", "class descriptions from an OpenAI-compatible chat endpoint"),
 }
 
 

@@ -72,7 +72,7 @@ def evaluate(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
                 "wall_seconds": round(time.time() - started, 1),
             },
         )
-        log_results_table(loggers, model.test_results)
+        log_results_table(loggers, model.test_results, output_dir)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     return metrics, {"cfg": cfg, "datamodule": datamodule, "model": model, "trainer": trainer}
 

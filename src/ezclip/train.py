@@ -73,7 +73,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
                 "wall_seconds": round(time.time() - started, 1),
             },
         )
-        log_results_table(loggers, test_results)
+        log_results_table(loggers, test_results, output_dir)
     return metrics, {"cfg": cfg, "datamodule": datamodule, "model": model, "trainer": trainer}
 
 
@@ -100,15 +100,41 @@ def save_predictions(model: EZCLIPModule, output_dir: Path) -> None:
             np.savez_compressed(path, **predictions)
 
 
-def log_results_table(loggers: list, test_results: dict[str, dict[str, float]]) -> None:
-    """The per-test-set table as a W&B table, where a W&B logger is present."""
+def log_results_table(loggers: list, test_results: dict[str, dict[str, float]], output_dir: Path) -> None:
+    """The per-test-set results as a W&B table and a bar chart image, where a W&B logger is present."""
     from lightning.pytorch.loggers import WandbLogger
 
+    wandb_loggers = [logger for logger in loggers if isinstance(logger, WandbLogger)]
+    if not wandb_loggers or not test_results:
+        return
     columns = ["test_set", "top1", "top5", "mean_class_acc", "num_videos", "num_skipped"]
     rows = [[name] + [r.get(c) for c in columns[1:]] for name, r in test_results.items()]
-    for logger in loggers:
-        if isinstance(logger, WandbLogger) and rows:
-            logger.log_table(key="test/results", columns=columns, data=rows)
+    chart = plot_test_results(test_results, output_dir / "test_results.png")
+    for logger in wandb_loggers:
+        logger.log_table(key="test/results", columns=columns, data=rows)
+        logger.log_image(key="test/results_chart", images=[str(chart)])
+
+
+def plot_test_results(test_results: dict[str, dict[str, float]], path: Path) -> Path:
+    """Bar chart of top-1 / top-5 / mean class accuracy per test set."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(test_results)
+    x = np.arange(len(names))
+    fig, ax = plt.subplots(figsize=(max(4, 1.5 * len(names) + 2), 3.5))
+    for offset, metric in zip((-0.25, 0.0, 0.25), ("top1", "top5", "mean_class_acc"), strict=True):
+        ax.bar(x + offset, [100 * test_results[n][metric] for n in names], 0.25, label=metric)
+    ax.set_xticks(x, names)
+    ax.set_ylabel("accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
 
 
 def datamodule_config(data_cfg: DictConfig) -> DictConfig:

@@ -1,0 +1,66 @@
+"""Convert a dataset's official annotations to the project's lists (DESIGN.md section 6).
+
+ezclip data convert ucf101 --annotations ucfTrainTestlist --out lists/ucf101
+ezclip data convert hmdb51 --annotations testTrainMulti_7030_splits --out lists/hmdb51
+ezclip data convert k400 --annotations kinetics400 --out lists/k400 [--naming cvdf|folders]
+ezclip data convert ssv2 --annotations labels --out lists/ssv2
+
+Writes train/test (UCF, HMDB: one pair per split) or train/val lists (Kinetics, SSv2) and labels.csv,
+with video paths relative to the dataset's video root, and prints the count of videos per list.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from ezclip.data.datasets import hmdb51, kinetics, ssv2, ucf101
+from ezclip.data.datasets.common import Conversion
+
+DATASETS = ("ucf101", "hmdb51", "k400", "k600", "ssv2")
+# Class counts of the full releases: a different count is allowed (subsets) but worth a warning.
+EXPECTED_CLASSES = {"ucf101": 101, "hmdb51": 51, "k400": 400, "k600": 600, "ssv2": 174}
+
+
+def convert(dataset: str, annotations: str | Path, naming: str = "cvdf") -> Conversion:
+    """Parse ``dataset``'s official annotation folder; ``naming`` applies to Kinetics only."""
+    if dataset == "ucf101":
+        return ucf101.convert(annotations)
+    if dataset == "hmdb51":
+        return hmdb51.convert(annotations)
+    if dataset in ("k400", "k600"):
+        return kinetics.convert(annotations, naming=naming)
+    if dataset == "ssv2":
+        return ssv2.convert(annotations)
+    raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}")
+
+
+def convert_to(dataset: str, annotations: str | Path, out: str | Path, naming: str = "cvdf") -> dict:
+    """Convert and write into ``out``; returns a summary {dataset, out, classes, lists: {file: count}}."""
+    result = convert(dataset, annotations, naming)
+    counts = result.write(out)
+    return {"dataset": dataset, "out": str(out), "classes": len(result.names), "lists": counts}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = __doc__
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument("dataset", choices=DATASETS)
+    parser.add_argument("--annotations", required=True, help="folder of the official annotation files")
+    parser.add_argument("--out", required=True, help="output folder for the lists and labels.csv")
+    parser.add_argument(
+        "--naming",
+        choices=kinetics.NAMINGS,
+        default="cvdf",
+        help="Kinetics clip naming: cvdf = {split}/{id}_{start:06d}_{end:06d}.mp4, folders = {split}/{label}/{id}.mp4",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    summary = convert_to(args.dataset, args.annotations, args.out, args.naming)
+    expected = EXPECTED_CLASSES[args.dataset]
+    if summary["classes"] != expected:
+        summary["warning"] = f"{summary['classes']} classes, the full {args.dataset} release has {expected}"
+    print(json.dumps(summary, indent=2))
+    return 0
