@@ -64,6 +64,7 @@ def test_cli_pretrain_nano(weights, capsys):
 
 @pytest.mark.slow
 def test_pretrained_retrieval_beats_chance(tmp_path):
-    path = nano.ensure_nano(tmp_path, steps=40, batch_size=64, progress=False, verbose=False)
+    # The default settings: the loss leaves its chance plateau after ~60 steps (measured).
+    path = nano.ensure_nano(tmp_path, minutes=10, progress=False, verbose=False)
     metrics = json.loads(path.with_suffix(".json").read_text())
     assert metrics["retrieval_top1"] > 3 * metrics["chance"]

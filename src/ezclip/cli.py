@@ -57,7 +57,11 @@ def main(argv: list[str] | None = None) -> int:
         handlers[f"data {name}"] = module.run
 
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # Our own messages only: Lightning and Hydra print theirs through their own handlers.
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    logging.getLogger("ezclip").addHandler(handler)
+    logging.getLogger("ezclip").setLevel(logging.INFO)
     command = args.command if args.command != "data" else f"data {args.data_command}"
     try:
         return handlers[command](args)

@@ -150,7 +150,10 @@ def print_table(rows: list[dict[str, Any]]) -> None:
     console.print(table)
 
 
-def run_demo(out_dir: Path, data_dir: Path, cache_dir: Path, experiment: str = "demo", quick: bool = False) -> list:
+def run_demo(
+    out_dir: Path, data_dir: Path, cache_dir: Path, experiment: str = "demo", variants=VARIANTS
+) -> list[dict[str, Any]]:
+    """Render, pretrain, evaluate zero-shot, train `variants`; returns the summary rows."""
     from ezclip.data.synth import generate
     from ezclip.nano import ensure_nano
 
@@ -182,7 +185,7 @@ def run_demo(out_dir: Path, data_dir: Path, cache_dir: Path, experiment: str = "
             "eval", "frozen nano-CLIP, zero-shot", common + ["model.tvp=off"], out_dir / "runs" / "zero_shot", pairs
         )
     ]
-    for name, switches in VARIANTS:
+    for name, switches in variants:
         overrides = common + [f"model.{k}={str(v).lower()}" for k, v in switches.items()]
         slug = f"tvp-{switches['tvp']}_motion-{str(switches['motion_loss']).lower()}"
         rows.append(run_variant("train", name, overrides, out_dir / "runs" / slug, pairs))
