@@ -20,14 +20,14 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from ezclip.config import CONFIG_DIR, instantiate_loggers, register_resolvers
 from ezclip.lit.loggers import ablation_factors, run_name
 from ezclip.lit.module import EZCLIPModule
-from ezclip.models.checkpoint import load_trainable_state, read_checkpoint
+from ezclip.models.checkpoint import IDENTITY_KEYS, load_trainable_state, read_checkpoint
 from ezclip.results import write_results
 from ezclip.train import datamodule_config, log_results_table, save_predictions, sweep_group, tags
 
 log = logging.getLogger(__name__)
 
-# EZCLIPModule arguments that an ezclip checkpoint fixes.
-_FROM_CHECKPOINT = ("backbone", "pretrained", "num_frames", "tvp", "adapters", "adapter_ratio", "force_quick_gelu")
+# EZCLIPModule arguments that an ezclip checkpoint fixes: its architecture and its frozen weights.
+_FROM_CHECKPOINT = ("pretrained", *IDENTITY_KEYS)
 
 
 def evaluate(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:

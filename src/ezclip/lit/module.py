@@ -11,6 +11,7 @@ import logging
 import math
 import random
 from collections.abc import Callable
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +24,8 @@ from torchmetrics import MeanMetric, MetricCollection, SumMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from ezclip.data.transforms import normalize_video
-from ezclip.models import build_ezclip, contrastive_loss, load_official_checkpoint, motion_loss
-from ezclip.models.ezclip import EZCLIP
+from ezclip.models import contrastive_loss, load_official_checkpoint, motion_loss
+from ezclip.models.ezclip import EZCLIP, EZCLIPConfig, build_from_config
 
 log = logging.getLogger(__name__)
 
@@ -109,18 +110,8 @@ class EZCLIPModule(L.LightningModule):
                     f"T={num_frames}: set data.num_frames={self.net.num_frames}"
                 )
         else:
-            self.net = build_ezclip(
-                backbone,
-                pretrained=pretrained,
-                num_frames=num_frames,
-                tvp=tvp,
-                adapters=adapters,
-                adapter_ratio=adapter_ratio,
-                prompt_dropout=prompt_dropout,
-                drop_path=drop_path,
-                attn_dropout=attn_dropout,
-                force_quick_gelu=force_quick_gelu,
-            )
+            config = EZCLIPConfig(**{f.name: self.hparams[f.name] for f in fields(EZCLIPConfig)})
+            self.net = build_from_config(config)
         self.net.set_grad_checkpointing(grad_checkpointing)
         # Resume checkpoints hold the trainable tensors only: the backbone comes from `pretrained`.
         self.strict_loading = False

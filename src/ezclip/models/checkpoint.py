@@ -17,7 +17,7 @@ from ezclip.models.ezclip import EZCLIP, EZCLIPConfig, build_from_config
 FORMAT = "ezclip-trainable"
 FORMAT_VERSION = 1
 # Build arguments that change the architecture or the frozen weights: they must match to load.
-_IDENTITY_KEYS = ("backbone", "num_frames", "tvp", "adapters", "adapter_ratio", "force_quick_gelu")
+IDENTITY_KEYS = ("backbone", "num_frames", "tvp", "adapters", "adapter_ratio", "force_quick_gelu")
 
 
 def save_checkpoint(model: EZCLIP, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
@@ -87,7 +87,7 @@ def load_trainable_state(model: EZCLIP, checkpoint: str | Path | dict[str, Any],
     source = source or (str(checkpoint) if not isinstance(checkpoint, dict) else "checkpoint")
     saved, ours = payload["config"], model.config.to_dict()
     differences = [
-        f"{k}: checkpoint {saved.get(k)!r} vs model {ours[k]!r}" for k in _IDENTITY_KEYS if saved.get(k) != ours[k]
+        f"{k}: checkpoint {saved.get(k)!r} vs model {ours[k]!r}" for k in IDENTITY_KEYS if saved.get(k) != ours[k]
     ]
     if differences:
         raise ValueError(f"{source} was trained for another model: " + "; ".join(differences))
