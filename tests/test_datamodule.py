@@ -269,3 +269,30 @@ def test_samplers_read_rank_and_world_from_the_process_group(tmp_path):
     assert ranks[0]["eval"] == [0, 2, 4, 6] and ranks[1]["eval"] == [1, 3, 5]
     assert len(ranks[0]["train"]) == len(ranks[1]["train"]) == 3
     assert not set(ranks[0]["train"]) & set(ranks[1]["train"])
+
+
+def test_a_test_set_from_another_dataset_has_its_own_root_labels_and_texts(data, tmp_path):
+    other = tmp_path / "other"
+    make_video(other / "clips" / "a.mp4", num_frames=10, width=40, height=40)
+    make_video(other / "clips" / "b.mp4", num_frames=10, width=40, height=40)
+    (other / "labels.csv").write_text("id,name\n0,dive\n1,surf\n")
+    (other / "test.txt").write_text("clips/a.mp4 0\nclips/b.mp4 1\n")
+    dm = module(
+        data,
+        test_sets={
+            "transfer": {
+                "list": str(other / "test.txt"),
+                "labels": str(other / "labels.csv"),
+                "root": str(other),
+                "text": {"source": "templates", "templates": ["a clip of {}"]},
+            }
+        },
+        text={"source": "names"},
+    )
+    dm.setup("test")
+    assert dm.class_texts["transfer"] == [["a clip of dive"], ["a clip of surf"]]
+    assert dm.class_texts["train"] == [["jump"], ["run"], ["swim"]]
+    indices, skipped, _ = drain(dm.test_dataloader()[0])
+    assert sorted(indices) == [0, 1] and skipped == []
+    with pytest.raises(ValueError, match="unknown key"):
+        module(data, test_sets={"x": {"list": "a.txt", "videos": "b"}})

@@ -27,6 +27,7 @@ DATA_COMMANDS = {
     "convert": ("ezclip.data.datasets.convert", "official UCF101/HMDB51/Kinetics/SSv2 annotations -> project lists"),
     "fetch-splits": ("ezclip.data.splits", "download and verify the pinned public split/label/description files"),
     "describe": ("ezclip.data.descriptions", "class descriptions from an OpenAI-compatible chat endpoint"),
+    "summary": ("ezclip.data.summary", "videos, classes and missing files per split, without decoding"),
 }
 
 

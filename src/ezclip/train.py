@@ -137,10 +137,16 @@ def plot_test_results(test_results: dict[str, dict[str, float]], path: Path) -> 
     return path
 
 
+# Data config keys that describe the dataset (its name, where the protocols find their files)
+# rather than configure the DataModule.
+DATA_DESCRIPTION_KEYS = ("name", "files")
+
+
 def datamodule_config(data_cfg: DictConfig) -> DictConfig:
-    """The data config minus `name`, which describes the dataset rather than configuring the DataModule."""
+    """The resolved data config without its description keys: the DataModule's arguments."""
     resolved = OmegaConf.to_container(data_cfg, resolve=True)
-    resolved.pop("name", None)
+    for key in DATA_DESCRIPTION_KEYS:
+        resolved.pop(key, None)
     return OmegaConf.create(resolved)
 
 

@@ -108,30 +108,38 @@ class VideoDataModule(L.LightningDataModule):
 
     # -- splits ---------------------------------------------------------------------------------
 
-    def _splits(self) -> dict[str, tuple[str, str]]:
-        """Every configured split: name -> (list file, label CSV), in the order train, val, tests."""
+    def splits(self) -> dict[str, dict[str, Any]]:
+        """Every configured split: name -> {list, labels, root, text}, in the order train, val, tests.
+
+        A test set may come from another dataset (zero-shot transfer): its own `root` (videos),
+        `labels` and `text` (class-text source) replace the data module's.
+        """
         hp = self.hparams
         splits = {}
         if hp.train_list:
-            splits["train"] = (hp.train_list, hp.train_labels or hp.labels)
+            splits["train"] = {"list": hp.train_list, "labels": hp.train_labels or hp.labels}
         if hp.val_list:
-            splits["val"] = (hp.val_list, hp.val_labels or hp.labels)
+            splits["val"] = {"list": hp.val_list, "labels": hp.val_labels or hp.labels}
         for name, spec in self.test_sets.items():
-            splits[name] = (spec["list"], spec["labels"] or hp.labels)
+            splits[name] = {**spec, "labels": spec["labels"] or hp.labels}
+        for spec in splits.values():
+            spec["root"] = spec.get("root") or self.root
+            spec["text"] = {**self.text, **(spec.get("text") or {})}
         return splits
 
     def setup(self, stage: str | None = None) -> None:
         """Read labels and texts for every split, lists and datasets for ``stage`` (None: all)."""
-        splits = self._splits()
-        for name, (_, labels) in splits.items():
+        splits = self.splits()
+        for name, spec in splits.items():
             if name not in self.class_names:
-                self.class_names[name] = read_labels(labels)
+                self.class_names[name] = read_labels(spec["labels"])
+                text = spec["text"]
                 self.class_texts[name] = class_texts(
                     self.class_names[name],
-                    source=self.text.get("source", "names"),
-                    templates=self.text.get("templates"),
-                    descriptions_csv=self.text.get("descriptions"),
-                    on_missing=self.text.get("on_missing", "error"),
+                    source=text.get("source", "names"),
+                    templates=text.get("templates"),
+                    descriptions_csv=text.get("descriptions"),
+                    on_missing=text.get("on_missing", "error"),
                 )
         wanted = {
             "fit": ["train", "val"],
@@ -141,9 +149,9 @@ class VideoDataModule(L.LightningDataModule):
         }.get(stage, list(splits))
         for name in wanted:
             if name in splits and name not in self.datasets:
-                self.datasets[name] = self._dataset(name, splits[name][0])
+                self.datasets[name] = self._dataset(name, splits[name]["list"], splits[name]["root"])
 
-    def _dataset(self, name: str, list_file: str) -> VideoDataset:
+    def _dataset(self, name: str, list_file: str, root: str) -> VideoDataset:
         hp = self.hparams
         entries = read_list(list_file, num_classes=len(self.class_names[name]))
         if hp.exclude:
@@ -156,7 +164,7 @@ class VideoDataModule(L.LightningDataModule):
         else:
             transform, n_clips = TestTransform(hp.image_size, hp.resize_size, n_crops=hp.n_crops), hp.n_clips
         log.info("%s: %d videos, %d classes (%s)", name, len(entries), len(self.class_names[name]), list_file)
-        return VideoDataset(self.root, entries, hp.num_frames, transform, self.decoder, n_clips, hp.seed)
+        return VideoDataset(root, entries, hp.num_frames, transform, self.decoder, n_clips, hp.seed)
 
     # -- loaders --------------------------------------------------------------------------------
 
@@ -188,8 +196,9 @@ class VideoDataModule(L.LightningDataModule):
         sampler = TrainSampler(len(dataset), seed=self.hparams.seed)
         return self._loader(dataset, sampler, self.hparams.batch_size, drop_last=True)
 
-    def val_dataloader(self) -> DataLoader:
-        return self._eval_loader("val")
+    def val_dataloader(self) -> DataLoader | list:
+        # No validation split (the paper's protocols have none): Lightning skips validation.
+        return self._eval_loader("val") if self.hparams.val_list else []
 
     def test_dataloader(self) -> list[DataLoader]:
         """One loader per test set, in ``test_set_names`` order."""
@@ -199,10 +208,13 @@ class VideoDataModule(L.LightningDataModule):
         self.decoder.close()
 
 
-def _test_spec(name: Any, spec: Any) -> dict[str, str | None]:
-    """``path`` or ``{"list": path, "labels": path?}`` -> ``{"list": ..., "labels": ...}``."""
+def _test_spec(name: Any, spec: Any) -> dict[str, Any]:
+    """``path`` or ``{"list", "labels"?, "root"?, "text"?}`` -> a dict with all four (None: the module's)."""
     if isinstance(spec, str):
-        return {"list": spec, "labels": None}
+        spec = {"list": spec}
     if "list" not in spec:
         raise ValueError(f"test set {name!r} needs a 'list', got {dict(spec)}")
-    return {"list": spec["list"], "labels": spec.get("labels")}
+    unknown = set(spec) - {"list", "labels", "root", "text"}
+    if unknown:
+        raise ValueError(f"test set {name!r}: unknown key(s) {sorted(unknown)}; known: list, labels, root, text")
+    return {"list": spec["list"], "labels": spec.get("labels"), "root": spec.get("root"), "text": spec.get("text")}

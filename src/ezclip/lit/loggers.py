@@ -36,13 +36,15 @@ def ablation_factors(cfg) -> dict[str, str]:
     """The factors a run differs by in the paper's ablations, as short strings."""
     model, data = cfg.model, cfg.data
     text = data.get("text", {}) or {}
+    protocol = cfg.get("protocol") or {}
+    setting = [f"{k}{protocol[k]}" for k in ("seed", "shots", "split") if k in protocol]
     return {
         "backbone": str(model.get("backbone")),
         "frames": f"T{model.get('num_frames')}",
         "tvp": f"tvp-{model.get('tvp')}",
         "motion": "motion" if model.get("motion_loss") else "no-motion",
         "text": f"text-{text.get('source', 'names')}",
-        "protocol": str(cfg.get("protocol", {}).get("name", "custom")) if cfg.get("protocol") else "custom",
+        "protocol": "-".join([str(protocol.get("name", "custom")), *setting]),
         "dataset": str(data.get("name", "videos")),
         "seed": f"seed{cfg.get('seed')}",
     }

@@ -1,0 +1,76 @@
+"""`ezclip data summary [overrides]`: what a run would read, without decoding a single video.
+
+Composes the same config as `ezclip train` with the same overrides, then for every split (train,
+val, each test set) reports the number of videos, of classes in its label CSV, of classes that
+have videos, and of listed files that do not exist, so a dataset can be checked before a
+50-epoch run. One JSON object on stdout; exit status 1 when anything is missing or unreadable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides, as for ezclip train (e.g. data=ucf101)")
+    parser.add_argument("--config", default="train", help="the config to compose (train or eval)")
+    parser.add_argument("--show-missing", type=int, default=5, help="how many missing paths to list per split")
+
+
+def compose_data_config(config_name: str, overrides: list[str]):
+    from hydra import compose, initialize_config_dir
+
+    from ezclip.config import CONFIG_DIR, register_resolvers
+    from ezclip.train import datamodule_config
+
+    register_resolvers()
+    fixed = [f"paths.root_dir={Path.cwd()}", f"paths.output_dir={Path.cwd()}"]
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose(config_name=config_name, overrides=fixed + list(overrides))
+    return cfg, datamodule_config(cfg.data)
+
+
+def summarize_split(list_file: str, labels: str, root: str, show_missing: int) -> dict[str, Any]:
+    from ezclip.data.lists import read_labels, read_list
+
+    summary: dict[str, Any] = {"list": list_file, "labels": labels, "root": root}
+    try:
+        names = read_labels(labels)
+        entries = read_list(list_file, num_classes=len(names))
+    except (OSError, ValueError) as error:
+        return {**summary, "error": str(error)}
+    missing = [e.path for e in entries if not os.path.exists(os.path.join(root, e.path))]
+    return {
+        **summary,
+        "videos": len(entries),
+        "classes": len(names),
+        "classes_with_videos": len({e.label for e in entries}),
+        "missing": len(missing),
+        "missing_examples": list(dict.fromkeys(missing))[:show_missing],
+    }
+
+
+def summarize(datamodule, show_missing: int = 5) -> dict[str, Any]:
+    """Per split of a (not set up) VideoDataModule: videos, classes, missing files."""
+    return {
+        name if name in ("train", "val") else f"test/{name}": summarize_split(
+            spec["list"], spec["labels"], spec["root"], show_missing
+        )
+        for name, spec in datamodule.splits().items()
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    import hydra
+    from omegaconf import OmegaConf
+
+    cfg, data = compose_data_config(args.config, args.overrides)
+    splits = summarize(hydra.utils.instantiate(data, _convert_="all"), args.show_missing)
+    protocol = OmegaConf.to_container(cfg.protocol) if cfg.get("protocol") else None
+    print(json.dumps({"dataset": cfg.data.get("name"), "protocol": protocol, "splits": splits}, indent=2))
+    bad = any("error" in s or s["missing"] for s in splits.values())
+    return 1 if bad else 0

@@ -1,0 +1,122 @@
+"""The paper's protocols on a fake data tree laid out exactly as fetch-splits and the docs say.
+
+Every pinned file of resources.tsv is written (tiny: 3 classes per label file, 4 lines per list),
+the lists point at 2 real mp4 files per dataset, and one listed video is missing.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from data_helpers import make_video
+from ezclip.cli import main
+from ezclip.data.splits import read_resources
+from helpers import TINY
+
+CLASSES = ["brush hair", "cartwheel", "dive"]
+DATASETS = {"k400": "k400", "k600": "k600", "hmdb51": "hmdb51", "ucf101": "ucf101", "ssv2": "ssv2"}
+PROTOCOLS = [
+    ("k400", "zero_shot"),
+    *[(d, "base2novel") for d in ("k400", "hmdb51", "ucf101", "ssv2")],
+    *[(d, "few_shot") for d in ("hmdb51", "ucf101", "ssv2")],
+]
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> Path:
+    data = tmp_path_factory.mktemp("data")
+    for resource in read_resources():
+        path = data / "splits" / resource.relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if "GPT_discription" in str(path):
+            rows = [f'{i},{name},"\n\n{name} is an action performed by humans."' for i, name in enumerate(CLASSES)]
+            path.write_text("SNo,Class Name,GPT3 discription\n" + "\n".join(rows) + "\n")
+        elif path.suffix == ".csv":
+            path.write_text("id,name\n" + "".join(f"{i},{name}\n" for i, name in enumerate(CLASSES)))
+        else:
+            path.write_text("a.mp4 0\nb.mp4 1\na.mp4 2\nb.mp4 1\n")
+    for dataset in DATASETS:
+        for name in ("a.mp4", "b.mp4"):
+            make_video(data / dataset / "videos" / name, num_frames=12, width=40, height=40)
+    return data
+
+
+def summary(data_dir: Path, capsys, *overrides: str) -> tuple[int, dict]:
+    code = main(["data", "summary", f"paths.data_dir={data_dir}", *overrides])
+    return code, json.loads(capsys.readouterr().out)
+
+
+@pytest.mark.parametrize("dataset, protocol", PROTOCOLS)
+def test_summary_of_every_protocol(data_dir, capsys, dataset, protocol):
+    code, out = summary(data_dir, capsys, f"data={dataset}", f"protocol={protocol}")
+    assert code == 0, out
+    expected = {
+        "zero_shot": {"train"} | {f"test/{d}_split{n}" for d in ("hmdb51", "ucf101", "k600") for n in (1, 2, 3)},
+        "base2novel": {"train", "test/base", "test/novel"},
+        "few_shot": {"train", "test/all_classes"},
+    }[protocol]
+    assert set(out["splits"]) == expected
+    for split in out["splits"].values():
+        assert (split["videos"], split["classes"], split["missing"]) == (4, 3, 0)
+    if protocol == "zero_shot":  # each test set reads its own dataset's videos
+        assert out["splits"]["test/hmdb51_split2"]["root"].endswith("hmdb51/videos")
+        assert out["splits"]["test/k600_split3"]["list"].endswith("ZS_split3_K600_eval.txt")
+
+
+def test_base2novel_seed_and_few_shot_shots_pick_their_files(data_dir, capsys):
+    _, out = summary(data_dir, capsys, "data=ucf101", "protocol=base2novel", "protocol.seed=3")
+    assert out["splits"]["train"]["list"].endswith("ucf_splits/fs_base_s3_train.txt")
+    assert out["splits"]["train"]["labels"].endswith("ucf_101_base_labels.csv")
+    assert out["splits"]["test/novel"]["labels"].endswith("ucf_101_novel_labels.csv")
+    _, out = summary(data_dir, capsys, "data=ssv2", "protocol=few_shot", "protocol.shots=16")
+    assert out["splits"]["train"]["list"].endswith("ssv2_splits/train1_few_shot_16.txt")
+    assert out["splits"]["test/all_classes"]["list"].endswith("ssv2_splits/validation.txt")
+
+
+def test_summary_counts_missing_videos_and_missing_files(data_dir, capsys, tmp_path):
+    videos = tmp_path / "videos"
+    make_video(videos / "a.mp4", num_frames=8, width=40, height=40)
+    code, out = summary(data_dir, capsys, "data=hmdb51", "protocol=few_shot", f"data.root={videos}")
+    assert code == 1
+    assert out["splits"]["train"]["missing"] == 2 and out["splits"]["train"]["missing_examples"] == ["b.mp4"]
+    code, out = summary(tmp_path / "nowhere", capsys, "data=ucf101", "protocol=base2novel")
+    assert code == 1 and "No such file" in out["splits"]["train"]["error"]
+
+
+def test_ssv2_never_flips(data_dir):
+    from hydra import compose, initialize_config_dir
+
+    from ezclip.config import CONFIG_DIR
+
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        assert compose("train", overrides=["data=ssv2"]).data.horizontal_flip is False
+
+
+@pytest.mark.parametrize("dataset, protocol", [("k400", "zero_shot"), ("hmdb51", "base2novel")])
+def test_fast_dev_run_of_a_protocol(data_dir, tmp_path, dataset, protocol):
+    from hydra import compose, initialize_config_dir
+
+    from ezclip.config import CONFIG_DIR, register_resolvers
+    from ezclip.train import train
+
+    register_resolvers()
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose(
+            "train",
+            overrides=[
+                f"data={dataset}", f"protocol={protocol}", f"paths.data_dir={data_dir}", f"paths.root_dir={tmp_path}",
+                f"paths.output_dir={tmp_path}", f"model.backbone={TINY}", "model.pretrained=null",
+                "model.force_quick_gelu=false", "data.image_size=32", "data.resize_size=32", "data.num_frames=4",
+                "data.num_workers=0", "data.batch_size=2", "+trainer.fast_dev_run=true", "callbacks=none",
+                "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
+            ],
+        )  # fmt: skip
+    train(cfg)
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["factors"]["protocol"].startswith(protocol)
+    expected_sets = 9 if protocol == "zero_shot" else 2
+    assert len(results["test"]) == expected_sets
+    assert all(r["num_videos"] == 4 and r["num_skipped"] == 0 for r in results["test"].values())
