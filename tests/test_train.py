@@ -260,3 +260,37 @@ def test_adaptation_beats_the_frozen_backbone_by_the_demo_margin(tmp_path):
     zero_shot, adapted = rows
     assert zero_shot["n_videos"] == adapted["n_videos"] == 220
     assert adapted["top1"] >= zero_shot["top1"] + 0.02
+
+
+def test_ddp_evaluation_counts_every_video_exactly_once(tmp_path, synth_dir):
+    """2 CPU processes (gloo) on a test set of 7 videos: 7 evaluated, the same numbers as 1 process."""
+    import subprocess
+    import sys
+
+    from helpers import TINY_CONFIG
+
+    config = tmp_path / "ezclip-test-ddp.json"
+    config.write_text(json.dumps(TINY_CONFIG))
+    data = tmp_path / "data"
+    shutil.copytree(synth_dir, data)
+    lines = [line for line in (data / "test.txt").read_text().splitlines() if line.strip()]
+    (data / "test.txt").write_text("\n".join(lines[::3][:7]) + "\n")
+
+    def evaluate_with(run_dir: Path, *extra: str) -> dict:
+        command = [
+            sys.executable, "-m", "ezclip.cli", "eval", f"model.backbone={config}", "model.pretrained=null",
+            "model.force_quick_gelu=false", "model.tvp=off", f"data.root={data}", "data.image_size=32",
+            "data.resize_size=32", "data.num_frames=4", "data.num_workers=0", "data.eval_batch_size=2",
+            "trainer.enable_progress_bar=false", f"paths.log_dir={tmp_path}", f"hydra.run.dir={run_dir}", *extra,
+        ]  # fmt: skip
+        result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr[-3000:]
+        return results(run_dir)
+
+    single = evaluate_with(tmp_path / "single")
+    ddp = evaluate_with(tmp_path / "ddp", "trainer.strategy=ddp", "trainer.devices=2")
+    assert ddp["world_size"] == 2
+    assert single["test"]["synthmotion"]["num_videos"] == ddp["test"]["synthmotion"]["num_videos"] == 7
+    assert ddp["test"]["synthmotion"]["top1"] == pytest.approx(single["test"]["synthmotion"]["top1"])
+    predictions = np.load(tmp_path / "ddp" / "predictions" / "synthmotion.npz")
+    assert sorted(predictions["index"].tolist()) == list(range(7))  # each video once, from both ranks

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 
 # Hydra apps: everything after the subcommand goes to Hydra untouched (overrides, -m, --help).
@@ -34,9 +35,9 @@ DATA_COMMANDS = {
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in HYDRA_APPS:
-        sys.argv = [f"ezclip {argv[0]}", *argv[1:]]
-        importlib.import_module(HYDRA_APPS[argv[0]]).main()
-        return 0
+        # Become `python -m ezclip.train ...`: Lightning's DDP launcher starts the other ranks by
+        # re-running __main__ with the same arguments, which must then be the Hydra app itself.
+        os.execv(sys.executable, [sys.executable, "-m", HYDRA_APPS[argv[0]], *argv[1:]])
 
     parser = argparse.ArgumentParser(prog="ezclip", description="EZ-CLIP experiment framework")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

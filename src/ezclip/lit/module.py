@@ -252,6 +252,7 @@ class EZCLIPModule(L.LightningModule):
         self._evaluate(self.trainer.datamodule.test_set_names[dataloader_idx], batch)
 
     def on_test_epoch_end(self) -> None:
+        self._gather_across_ranks()
         for name in self.trainer.datamodule.test_set_names:
             results = self._compute(name)
             self.test_results[name] = results
@@ -267,8 +268,21 @@ class EZCLIPModule(L.LightningModule):
         eval_set.num_skipped.reset()
         return results
 
+    def _gather_across_ranks(self) -> None:
+        """Under DDP each rank saw its own videos: collect every rank's predictions and skipped paths."""
+        if self.trainer.world_size == 1 or not torch.distributed.is_initialized():
+            return
+        parts: list[Any] = [None] * self.trainer.world_size
+        torch.distributed.all_gather_object(parts, (self._predictions, self.skipped_paths))
+        merged: dict[str, list[dict[str, torch.Tensor]]] = {}
+        for predictions, skipped in parts:
+            for name, batches in predictions.items():
+                merged.setdefault(name, []).extend(batches)
+            self.skipped_paths |= skipped
+        self._predictions = merged
+
     def gathered_predictions(self, name: str) -> dict[str, np.ndarray] | None:
-        """This process's test predictions for one set: index, label, probs (N, C), sorted by index."""
+        """The test predictions of one set (all ranks'): index, label, probs (N, C), sorted by index."""
         parts = self._predictions.get(name)
         if not parts:
             return None
