@@ -40,8 +40,11 @@ lint: $(VENV)/.installed ## ruff check + format check
 bench: $(VENV)/.installed ## model speed/memory ratios on this machine (prints a table)
 	$(BIN)/python -m ezclip.bench
 
+reproduce-table2: $(VENV)/.installed ## Table 2 (base-to-novel, B/16): 4 datasets x 3 seeds + report (DRY_RUN=1 lists the jobs)
+	$(BIN)/python -m ezclip.reproduce 2 $(if $(DRY_RUN),--dry-run) $(OVERRIDES)
+
 clean: ## remove caches (keeps .venv and outputs)
 	rm -rf .pytest_cache .ruff_cache build dist src/*.egg-info
 	find . -name __pycache__ -not -path './$(VENV)/*' -exec rm -rf {} +
 
-.PHONY: help install demo test test-full lint bench clean
+.PHONY: help install demo test test-full lint bench reproduce-table2 clean

@@ -22,6 +22,7 @@ COMMANDS = {
     "demo": ("ezclip.demo", "the whole pipeline on SynthMotion with the nano-CLIP (CPU, ~10 min)"),
     "pretrain-nano": ("ezclip.nano", "pretrain (or reuse) the demo's nano-CLIP backbone"),
     "info": ("ezclip.info", "parameter and FLOP counts as JSON (Table 7 columns)"),
+    "report": ("ezclip.report", "a paper table from runs' results.json, beside the paper's numbers"),
 }
 DATA_COMMANDS = {
     "synth": ("ezclip.data.synth", "render the SynthMotion dataset"),

@@ -1,0 +1,188 @@
+"""`ezclip report RUN_DIRS... --table N`: the paper's table from runs' results.json, beside the paper.
+
+Cells are (dataset, test quantity); values are top-1 in %, mean ± sample std over the runs'
+seeds (base-to-novel) or test splits (zero-shot). HM = 2·b·n / (b + n) of the mean base and
+novel. Runs that differ in protocol, backbone, frames or ablation switches are never mixed
+into one cell: that is an error naming the difference. Writes table<N>.md, table<N>.csv and
+table<N>.png to --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import re
+import statistics
+from pathlib import Path
+from typing import Any
+
+EXPERIMENTS_DIR = Path(__file__).resolve().parents[2] / "experiments"
+# Factors that must agree within a cell (seed and split are what the cell aggregates over).
+CELL_FACTORS = ("backbone", "frames", "tvp", "motion", "text")
+
+
+def find_results(paths: list[Path]) -> list[dict[str, Any]]:
+    runs = []
+    for path in paths:
+        files = [path] if path.is_file() else sorted(path.rglob("results.json"))
+        for file in files:
+            run = json.loads(file.read_text())
+            run["_path"] = str(file)
+            runs.append(run)
+    if not runs:
+        raise FileNotFoundError(f"no results.json under {[str(p) for p in paths]}")
+    return runs
+
+
+def protocol_of(run: dict[str, Any]) -> dict[str, Any]:
+    return run.get("config", {}).get("protocol") or {"name": "custom"}
+
+
+def check_one_kind(runs: list[dict[str, Any]], where: str) -> dict[str, str]:
+    """The factors all `runs` share; an error naming the first factor they disagree on."""
+    names = {protocol_of(r)["name"] for r in runs}
+    variants = {protocol_of(r).get("variant") for r in runs}
+    if len(names) > 1 or len(variants) > 1:
+        raise ValueError(f"{where}: runs of different protocols would be mixed: {sorted(map(str, names | variants))}")
+    shared = {}
+    for factor in CELL_FACTORS:
+        values = {r["factors"][factor] for r in runs}
+        if len(values) > 1:
+            paths = [r["_path"] for r in runs]
+            raise ValueError(f"{where}: runs with different {factor} would be mixed ({sorted(values)}): {paths}")
+        shared[factor] = values.pop()
+    return shared
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def harmonic_mean(base: float, novel: float) -> float:
+    return 2 * base * novel / (base + novel) if base + novel > 0 else 0.0
+
+
+def base2novel_cells(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    cells = []
+    for dataset in sorted({r["factors"]["dataset"] for r in runs}):
+        group = [r for r in runs if r["factors"]["dataset"] == dataset]
+        shared = check_one_kind(group, dataset)
+        seeds = sorted(protocol_of(r).get("seed") for r in group)
+        if len(set(seeds)) != len(seeds):
+            raise ValueError(f"{dataset}: several runs of the same seed {seeds}: pass one run per seed")
+        base = mean_std([100 * r["test"]["base"]["top1"] for r in group])
+        novel = mean_std([100 * r["test"]["novel"]["top1"] for r in group])
+        variant = f"base2novel, seeds {seeds}"
+        common = {"dataset": dataset, "n": len(group), "variant": variant, **shared}
+        cells += [
+            {**common, "metric": "base", "mean": base[0], "std": base[1]},
+            {**common, "metric": "novel", "mean": novel[0], "std": novel[1]},
+            {**common, "metric": "hm", "mean": harmonic_mean(base[0], novel[0]), "std": None,
+             "variant": variant + " (HM of the means)"},
+        ]  # fmt: skip
+    return cells
+
+
+def zero_shot_cells(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    shared = check_one_kind(runs, "zero_shot")
+    by_target: dict[str, list[float]] = {}
+    for run in runs:
+        for name, result in run["test"].items():
+            target = re.sub(r"_split\d+$", "", name)
+            by_target.setdefault(target, []).append(100 * result["top1"])
+    variant = protocol_of(runs[0]).get("variant", "three_splits")
+    return [
+        {"dataset": target, "metric": "top1", "mean": mean_std(values)[0], "std": mean_std(values)[1],
+         "n": len(values), "variant": f"zero_shot ({variant}), mean over splits", **shared}
+        for target, values in sorted(by_target.items())
+    ]  # fmt: skip
+
+
+BUILDERS = {"base2novel": base2novel_cells, "zero_shot": zero_shot_cells}
+
+
+def build_report(runs: list[dict[str, Any]], expected: dict[str, Any]) -> list[dict[str, Any]]:
+    protocol = expected["protocol"]
+    wrong = sorted({protocol_of(r)["name"] for r in runs} - {protocol})
+    if wrong:
+        raise ValueError(f"table {expected['table']} is a {protocol} table; runs of protocol {wrong} were given")
+    backbones = {r["factors"]["backbone"] for r in runs}
+    if expected.get("backbone") and backbones - {expected["backbone"], expected["backbone"] + "-quickgelu"}:
+        raise ValueError(f"table {expected['table']} is for {expected['backbone']}; runs used {sorted(backbones)}")
+    cells = BUILDERS[protocol](runs)
+    for cell in cells:
+        paper = expected["cells"].get(cell["dataset"], {}).get(cell["metric"])
+        cell["paper"] = paper
+        cell["diff"] = None if paper is None else cell["mean"] - paper
+    return cells
+
+
+def write_report(cells: list[dict[str, Any]], expected: dict[str, Any], out: Path) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    stem = out / f"table{expected['table']}"
+    columns = ["dataset", "metric", "mean", "std", "n", "paper", "diff", "variant", *CELL_FACTORS]
+    with open(stem.with_suffix(".csv"), "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(cells)
+
+    def fmt(value, signed=False):
+        return "—" if value is None else (f"{value:+.1f}" if signed else f"{value:.1f}")
+
+    lines = [
+        f"# {expected['title']}",
+        "",
+        "| dataset | metric | ours | paper | diff | runs | protocol variant |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for c in cells:
+        ours = fmt(c["mean"]) + (f" ± {c['std']:.1f}" if c["std"] is not None else "")
+        lines.append(
+            f"| {c['dataset']} | {c['metric']} | {ours} | {fmt(c['paper'])} | {fmt(c['diff'], True)} | {c['n']} | "
+            f"{c['variant']} |"
+        )
+    lines += ["", f"Paper numbers: {expected['source']}. Ours: top-1 (%) from the runs' results.json."]
+    stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    _plot(cells, expected, stem.with_suffix(".png"))
+    return [stem.with_suffix(s) for s in (".md", ".csv", ".png")]
+
+
+def _plot(cells: list[dict[str, Any]], expected: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = [f"{c['dataset']}\n{c['metric']}" for c in cells]
+    x = range(len(cells))
+    fig, ax = plt.subplots(figsize=(max(5, 0.7 * len(cells) + 2), 3.8))
+    ax.bar([i - 0.2 for i in x], [c["mean"] for c in cells], 0.4, label="ours",
+           yerr=[c["std"] or 0 for c in cells])  # fmt: skip
+    ax.bar([i + 0.2 for i in x], [c["paper"] or 0 for c in cells], 0.4, label="paper")
+    ax.set_xticks(list(x), labels, fontsize=7)
+    ax.set_ylabel("top-1 (%)")
+    ax.set_title(expected["title"], fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("runs", nargs="+", type=Path, help="run folders, multirun folders or results.json files")
+    parser.add_argument("--table", type=int, required=True, help="the paper's table number (experiments/tableN)")
+    parser.add_argument("--expected", type=Path, default=None, help="default: experiments/table<N>/expected.json")
+    parser.add_argument("--out", type=Path, default=Path("outputs/reports"))
+
+
+def run(args: argparse.Namespace) -> int:
+    expected_path = args.expected or EXPERIMENTS_DIR / f"table{args.table}" / "expected.json"
+    if not expected_path.is_file():
+        raise FileNotFoundError(f"no expected numbers for table {args.table}: {expected_path}")
+    expected = json.loads(expected_path.read_text())
+    cells = build_report(find_results(args.runs), expected)
+    written = write_report(cells, expected, args.out)
+    print(written[0].read_text())
+    print("wrote " + ", ".join(str(p) for p in written))
+    return 0

@@ -1,0 +1,125 @@
+"""`ezclip report` on fabricated results.json files with known answers."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+
+import pytest
+
+from ezclip.cli import main
+
+FACTORS = {"backbone": "ViT-B-16", "frames": "T8", "tvp": "tvp-deep", "motion": "motion", "text": "text-descriptions"}
+
+
+def fake_run(root: Path, name: str, dataset: str, seed: int, base: float, novel: float, **factors) -> Path:
+    run = root / name
+    run.mkdir(parents=True)
+    results = {
+        "factors": {**FACTORS, "dataset": dataset, "protocol": f"base2novel-seed{seed}", **factors},
+        "config": {"protocol": {"name": "base2novel", "seed": seed}},
+        "test": {"base": {"top1": base, "num_videos": 10}, "novel": {"top1": novel, "num_videos": 10}},
+    }
+    (run / "results.json").write_text(json.dumps(results))
+    return run
+
+
+def read_csv_rows(path: Path) -> dict[tuple[str, str], dict[str, str]]:
+    import csv
+
+    with open(path) as f:
+        return {(r["dataset"], r["metric"]): r for r in csv.DictReader(f)}
+
+
+def test_base2novel_means_std_and_hm_of_the_means(tmp_path, capsys):
+    sweep = tmp_path / "multirun"
+    bases, novels = [0.70, 0.74, 0.78], [0.50, 0.60, 0.55]
+    for seed, (b, n) in enumerate(zip(bases, novels, strict=True), start=1):
+        fake_run(sweep, str(seed), "hmdb51", seed, b, n)
+    fake_run(sweep, "ucf", "ucf101", 1, 0.90, 0.80)
+    assert main(["report", str(sweep), "--table", "2", "--out", str(tmp_path / "out")]) == 0
+    rows = read_csv_rows(tmp_path / "out" / "table2.csv")
+    base, novel = 100 * statistics.fmean(bases), 100 * statistics.fmean(novels)
+    assert float(rows[("hmdb51", "base")]["mean"]) == pytest.approx(base)
+    assert float(rows[("hmdb51", "base")]["std"]) == pytest.approx(100 * statistics.stdev(bases))
+    assert float(rows[("hmdb51", "hm")]["mean"]) == pytest.approx(2 * base * novel / (base + novel))
+    assert float(rows[("hmdb51", "base")]["paper"]) == 77.0  # experiments/table2/expected.json
+    assert float(rows[("hmdb51", "base")]["diff"]) == pytest.approx(base - 77.0)
+    assert float(rows[("ucf101", "hm")]["mean"]) == pytest.approx(2 * 90 * 80 / 170)
+    assert rows[("hmdb51", "novel")]["variant"] == "base2novel, seeds [1, 2, 3]"
+    markdown = (tmp_path / "out" / "table2.md").read_text()
+    assert "| hmdb51 | base | 74.0 ± 4.0 | 77.0 | -3.0 | 3 |" in markdown
+    assert (tmp_path / "out" / "table2.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize(
+    "other, message",
+    [
+        ({"backbone": "ViT-B-32"}, "is for ViT-B-16"),
+        ({"tvp": "tvp-off"}, "different tvp"),
+    ],
+)
+def test_runs_of_different_kinds_are_never_mixed(tmp_path, capsys, other, message):
+    fake_run(tmp_path, "a", "ucf101", 1, 0.9, 0.8)
+    fake_run(tmp_path, "b", "ucf101", 2, 0.9, 0.8, **other)
+    assert main(["report", str(tmp_path), "--table", "2", "--out", str(tmp_path / "out")]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_other_protocols_and_repeated_seeds_are_refused(tmp_path, capsys):
+    run = fake_run(tmp_path / "x", "a", "ucf101", 1, 0.9, 0.8)
+    data = json.loads((run / "results.json").read_text())
+    data["config"]["protocol"] = {"name": "few_shot", "shots": 2}
+    (run / "results.json").write_text(json.dumps(data))
+    assert main(["report", str(tmp_path / "x"), "--table", "2", "--out", str(tmp_path / "out")]) == 2
+    assert "a base2novel table" in capsys.readouterr().err
+    fake_run(tmp_path / "y", "a", "ucf101", 1, 0.9, 0.8)
+    fake_run(tmp_path / "y", "b", "ucf101", 1, 0.8, 0.8)
+    assert main(["report", str(tmp_path / "y"), "--table", "2", "--out", str(tmp_path / "out")]) == 2
+    assert "same seed" in capsys.readouterr().err
+
+
+def test_zero_shot_mean_and_std_over_the_splits(tmp_path, capsys):
+    run = tmp_path / "zs"
+    run.mkdir()
+    hmdb = [0.50, 0.52, 0.54]
+    test = {f"hmdb51_split{i}": {"top1": v} for i, v in enumerate(hmdb, start=1)}
+    test |= {f"ucf101_split{i}": {"top1": 0.8} for i in (1, 2, 3)}
+    results = {
+        "factors": {**FACTORS, "dataset": "k400", "protocol": "zero_shot"},
+        "config": {"protocol": {"name": "zero_shot", "variant": "three_splits"}},
+        "test": test,
+    }
+    (run / "results.json").write_text(json.dumps(results))
+    expected = tmp_path / "expected.json"
+    expected.write_text(
+        json.dumps(
+            {
+                "table": 1,
+                "title": "zero-shot",
+                "source": "test",
+                "protocol": "zero_shot",
+                "backbone": "ViT-B-16",
+                "cells": {"hmdb51": {"top1": 52.9}},
+            }
+        )
+    )
+    assert main(["report", str(run), "--table", "1", "--expected", str(expected), "--out", str(tmp_path / "o")]) == 0
+    rows = read_csv_rows(tmp_path / "o" / "table1.csv")
+    assert float(rows[("hmdb51", "top1")]["mean"]) == pytest.approx(52.0)
+    assert float(rows[("hmdb51", "top1")]["std"]) == pytest.approx(2.0)
+    assert rows[("hmdb51", "top1")]["n"] == "3" and rows[("ucf101", "top1")]["paper"] == ""
+
+
+def test_reproduce_table2_dry_run_lists_4_datasets_x_3_seeds(capsys):
+    from ezclip.reproduce import main as reproduce
+
+    assert reproduce(["2", "--dry-run"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-1] == "12 jobs"
+    jobs = lines[:-1]
+    assert len(set(jobs)) == 12
+    for dataset in ("k400", "hmdb51", "ucf101", "ssv2"):
+        assert sum(f"experiment=table2_{dataset}_b16 " in job for job in jobs) == 3
+    assert reproduce(["9", "--dry-run"]) == 2
