@@ -120,3 +120,30 @@ def test_fast_dev_run_of_a_protocol(data_dir, tmp_path, dataset, protocol):
     expected_sets = 9 if protocol == "zero_shot" else 2
     assert len(results["test"]) == expected_sets
     assert all(r["num_videos"] == 4 and r["num_skipped"] == 0 for r in results["test"].values())
+
+
+def test_data_check_finds_unreadable_videos_and_its_exclusions_are_honoured(data_dir, tmp_path, capsys):
+    from data_helpers import make_garbage, make_truncated
+
+    videos = tmp_path / "videos"
+    make_video(videos / "a.mp4", num_frames=12, width=40, height=40)
+    make_truncated(videos / "a.mp4", videos / "b.mp4")
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    (lists / "labels.csv").write_text("id,name\n0,a\n1,b\n")
+    make_garbage(videos / "c.mp4")
+    (lists / "train1.txt").write_text("a.mp4 0\nb.mp4 1\nc.mp4 1\nmissing.mp4 0\n")
+    (lists / "test1.txt").write_text("a.mp4 0\n")
+    overrides = ["data=ucf101", "protocol=fully_supervised", f"data.root={videos}", f"data.files.converted_dir={lists}",
+                 f"paths.data_dir={data_dir}", "data.num_frames=4"]  # fmt: skip
+    exclusions = tmp_path / "exclude.txt"
+    code = main(
+        ["data", "check", *overrides, "--workers", "2", "--timeout", "20", "--write-exclusions", str(exclusions)]
+    )
+    out = json.loads(capsys.readouterr().out)
+    assert code == 1 and out["unreadable"] == 3
+    assert {bad["path"] for bad in out["splits"]["train"]["unreadable"]} == {"b.mp4", "c.mp4", "missing.mp4"}
+    assert out["splits"]["test"]["unreadable"] == []
+    assert exclusions.read_text().split() == ["b.mp4", "c.mp4", "missing.mp4"]
+    code, out = summary(data_dir, capsys, *overrides[:-1], f"data.exclude={exclusions}")
+    assert code == 0  # the listed-but-missing video is excluded too

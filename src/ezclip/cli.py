@@ -30,6 +30,7 @@ DATA_COMMANDS = {
     "fetch-splits": ("ezclip.data.splits", "download and verify the pinned public split/label/description files"),
     "describe": ("ezclip.data.descriptions", "class descriptions from an OpenAI-compatible chat endpoint"),
     "summary": ("ezclip.data.summary", "videos, classes and missing files per split, without decoding"),
+    "check": ("ezclip.data.check", "decode one clip of every video; report (and exclude) unreadable ones"),
 }
 
 

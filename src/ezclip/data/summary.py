@@ -34,13 +34,17 @@ def compose_data_config(config_name: str, overrides: list[str]):
     return cfg, datamodule_config(cfg.data)
 
 
-def summarize_split(list_file: str, labels: str, root: str, show_missing: int) -> dict[str, Any]:
-    from ezclip.data.lists import read_labels, read_list
+def summarize_split(
+    list_file: str, labels: str, root: str, show_missing: int, exclude: str | None = None
+) -> dict[str, Any]:
+    from ezclip.data.lists import apply_exclusions, read_exclusions, read_labels, read_list
 
     summary: dict[str, Any] = {"list": list_file, "labels": labels, "root": root}
     try:
         names = read_labels(labels)
         entries = read_list(list_file, num_classes=len(names))
+        if exclude:
+            entries, summary["excluded"] = apply_exclusions(entries, read_exclusions(exclude))
     except (OSError, ValueError) as error:
         return {**summary, "error": str(error)}
     missing = [e.path for e in entries if not os.path.exists(os.path.join(root, e.path))]
@@ -58,7 +62,7 @@ def summarize(datamodule, show_missing: int = 5) -> dict[str, Any]:
     """Per split of a (not set up) VideoDataModule: videos, classes, missing files."""
     return {
         name if name in ("train", "val") else f"test/{name}": summarize_split(
-            spec["list"], spec["labels"], spec["root"], show_missing
+            spec["list"], spec["labels"], spec["root"], show_missing, datamodule.hparams.exclude
         )
         for name, spec in datamodule.splits().items()
     }
