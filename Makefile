@@ -40,6 +40,9 @@ lint: $(VENV)/.installed ## ruff check + format check
 bench: $(VENV)/.installed ## model speed/memory ratios on this machine (prints a table)
 	$(BIN)/python -m ezclip.bench
 
+reproduce-table1: $(VENV)/.installed ## Table 1 (zero-shot K400 -> HMDB51/UCF101/K600): 4 models + report (DRY_RUN=1 lists the jobs)
+	$(BIN)/python -m ezclip.reproduce 1 $(if $(DRY_RUN),--dry-run) $(OVERRIDES)
+
 reproduce-table2: $(VENV)/.installed ## Table 2 (base-to-novel, B/16): 4 datasets x 3 seeds + report (DRY_RUN=1 lists the jobs)
 	$(BIN)/python -m ezclip.reproduce 2 $(if $(DRY_RUN),--dry-run) $(OVERRIDES)
 
@@ -47,4 +50,4 @@ clean: ## remove caches (keeps .venv and outputs)
 	rm -rf .pytest_cache .ruff_cache build dist src/*.egg-info
 	find . -name __pycache__ -not -path './$(VENV)/*' -exec rm -rf {} +
 
-.PHONY: help install demo test test-full lint bench reproduce-table2 clean
+.PHONY: help install demo test test-full lint bench reproduce-table1 reproduce-table2 clean

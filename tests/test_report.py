@@ -49,14 +49,14 @@ def test_base2novel_means_std_and_hm_of_the_means(tmp_path, capsys):
     assert float(rows[("ucf101", "hm")]["mean"]) == pytest.approx(2 * 90 * 80 / 170)
     assert rows[("hmdb51", "novel")]["variant"] == "base2novel, seeds [1, 2, 3]"
     markdown = (tmp_path / "out" / "table2.md").read_text()
-    assert "| hmdb51 | base | 74.0 ± 4.0 | 77.0 | -3.0 | 3 |" in markdown
+    assert "| ViT-B-16, T=8 | hmdb51 | base | 74.0 ± 4.0 | 77.0 | -3.0 | 3 |" in markdown
     assert (tmp_path / "out" / "table2.png").stat().st_size > 0
 
 
 @pytest.mark.parametrize(
     "other, message",
     [
-        ({"backbone": "ViT-B-32"}, "is for ViT-B-16"),
+        ({"backbone": "ViT-B-32"}, "no row for ViT-B-32 with T=8"),
         ({"tvp": "tvp-off"}, "different tvp"),
     ],
 )
@@ -100,8 +100,7 @@ def test_zero_shot_mean_and_std_over_the_splits(tmp_path, capsys):
                 "title": "zero-shot",
                 "source": "test",
                 "protocol": "zero_shot",
-                "backbone": "ViT-B-16",
-                "cells": {"hmdb51": {"top1": 52.9}},
+                "rows": [{"backbone": "ViT-B-16", "frames": 8, "cells": {"hmdb51": {"top1": 52.9}}}],
             }
         )
     )
@@ -123,3 +122,21 @@ def test_reproduce_table2_dry_run_lists_4_datasets_x_3_seeds(capsys):
     for dataset in ("k400", "hmdb51", "ucf101", "ssv2"):
         assert sum(f"experiment=table2_{dataset}_b16 " in job for job in jobs) == 3
     assert reproduce(["9", "--dry-run"]) == 2
+    assert reproduce(["1", "--dry-run"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "4 jobs"
+
+
+def test_table1_rows_are_models_and_each_row_gets_its_own_paper_numbers(tmp_path, capsys):
+    for name, backbone, frames, top1 in (("a", "ViT-B-16", "T8", 0.5), ("b", "ViT-B-16", "T16", 0.6)):
+        run = tmp_path / name
+        run.mkdir()
+        results = {
+            "factors": {**FACTORS, "backbone": backbone, "frames": frames, "dataset": "k400", "protocol": "zero_shot"},
+            "config": {"protocol": {"name": "zero_shot", "variant": "three_splits"}},
+            "test": {f"ucf101_split{i}": {"top1": top1} for i in (1, 2, 3)},
+        }
+        (run / "results.json").write_text(json.dumps(results))
+    assert main(["report", str(tmp_path), "--table", "1", "--out", str(tmp_path / "o")]) == 0
+    markdown = (tmp_path / "o" / "table1.md").read_text()
+    assert "| ViT-B-16, T=8 | ucf101 | top1 | 50.0 ± 0.0 | 79.1 | -29.1 | 3 |" in markdown
+    assert "| ViT-B-16, T=16 | ucf101 | top1 | 60.0 ± 0.0 | 80.0 | -20.0 | 3 |" in markdown

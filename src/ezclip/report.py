@@ -102,26 +102,35 @@ def zero_shot_cells(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 BUILDERS = {"base2novel": base2novel_cells, "zero_shot": zero_shot_cells}
 
 
+def row_of(run: dict[str, Any]) -> tuple[str, int]:
+    """(open_clip architecture without the -quickgelu suffix, frames) of a run."""
+    return run["factors"]["backbone"].removesuffix("-quickgelu"), int(run["factors"]["frames"].removeprefix("T"))
+
+
 def build_report(runs: list[dict[str, Any]], expected: dict[str, Any]) -> list[dict[str, Any]]:
+    """Cells of the table: one row per (backbone, frames), each beside the paper's row."""
     protocol = expected["protocol"]
     wrong = sorted({protocol_of(r)["name"] for r in runs} - {protocol})
     if wrong:
         raise ValueError(f"table {expected['table']} is a {protocol} table; runs of protocol {wrong} were given")
-    backbones = {r["factors"]["backbone"] for r in runs}
-    if expected.get("backbone") and backbones - {expected["backbone"], expected["backbone"] + "-quickgelu"}:
-        raise ValueError(f"table {expected['table']} is for {expected['backbone']}; runs used {sorted(backbones)}")
-    cells = BUILDERS[protocol](runs)
-    for cell in cells:
-        paper = expected["cells"].get(cell["dataset"], {}).get(cell["metric"])
-        cell["paper"] = paper
-        cell["diff"] = None if paper is None else cell["mean"] - paper
+    paper_rows = {(row["backbone"], int(row["frames"])): row["cells"] for row in expected["rows"]}
+    cells = []
+    for row in sorted({row_of(r) for r in runs}):
+        if row not in paper_rows:
+            raise ValueError(
+                f"table {expected['table']} has no row for {row[0]} with T={row[1]}; its rows: {sorted(paper_rows)}"
+            )
+        for cell in BUILDERS[protocol]([r for r in runs if row_of(r) == row]):
+            paper = paper_rows[row].get(cell["dataset"], {}).get(cell["metric"])
+            cells.append({**cell, "row": f"{row[0]}, T={row[1]}", "paper": paper,
+                          "diff": None if paper is None else cell["mean"] - paper})  # fmt: skip
     return cells
 
 
 def write_report(cells: list[dict[str, Any]], expected: dict[str, Any], out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     stem = out / f"table{expected['table']}"
-    columns = ["dataset", "metric", "mean", "std", "n", "paper", "diff", "variant", *CELL_FACTORS]
+    columns = ["row", "dataset", "metric", "mean", "std", "n", "paper", "diff", "variant", *CELL_FACTORS]
     with open(stem.with_suffix(".csv"), "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
@@ -133,14 +142,14 @@ def write_report(cells: list[dict[str, Any]], expected: dict[str, Any], out: Pat
     lines = [
         f"# {expected['title']}",
         "",
-        "| dataset | metric | ours | paper | diff | runs | protocol variant |",
-        "|---|---|---|---|---|---|---|",
+        "| model | dataset | metric | ours | paper | diff | runs | protocol variant |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for c in cells:
         ours = fmt(c["mean"]) + (f" ± {c['std']:.1f}" if c["std"] is not None else "")
         lines.append(
-            f"| {c['dataset']} | {c['metric']} | {ours} | {fmt(c['paper'])} | {fmt(c['diff'], True)} | {c['n']} | "
-            f"{c['variant']} |"
+            f"| {c['row']} | {c['dataset']} | {c['metric']} | {ours} | {fmt(c['paper'])} | "
+            f"{fmt(c['diff'], True)} | {c['n']} | {c['variant']} |"
         )
     lines += ["", f"Paper numbers: {expected['source']}. Ours: top-1 (%) from the runs' results.json."]
     stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
@@ -154,7 +163,7 @@ def _plot(cells: list[dict[str, Any]], expected: dict[str, Any], path: Path) -> 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    labels = [f"{c['dataset']}\n{c['metric']}" for c in cells]
+    labels = [f"{c['row']}\n{c['dataset']} {c['metric']}" for c in cells]
     x = range(len(cells))
     fig, ax = plt.subplots(figsize=(max(5, 0.7 * len(cells) + 2), 3.8))
     ax.bar([i - 0.2 for i in x], [c["mean"] for c in cells], 0.4, label="ours",

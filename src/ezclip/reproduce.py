@@ -16,6 +16,9 @@ from pathlib import Path
 
 # Per table: the swept overrides (a job per combination). Only configured tables are listed.
 TABLES: dict[int, dict[str, list[str]]] = {
+    1: {
+        "experiment": ["table1_zs_b32_t8", "table1_zs_b16_t8", "table1_zs_b16_t16", "table1_zs_l14_t8"],
+    },
     2: {
         "experiment": ["table2_k400_b16", "table2_hmdb51_b16", "table2_ucf101_b16", "table2_ssv2_b16"],
         "protocol.seed": ["1", "2", "3"],
