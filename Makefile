@@ -46,8 +46,11 @@ reproduce-table1: $(VENV)/.installed ## Table 1 (zero-shot K400 -> HMDB51/UCF101
 reproduce-table2: $(VENV)/.installed ## Table 2 (base-to-novel, B/16): 4 datasets x 3 seeds + report (DRY_RUN=1 lists the jobs)
 	$(BIN)/python -m ezclip.reproduce 2 $(if $(DRY_RUN),--dry-run) $(OVERRIDES)
 
+reproduce-table4: $(VENV)/.installed ## Table 4 (few-shot, B/16): 3 datasets x K=2,4,8,16 + report (DRY_RUN=1 lists the jobs)
+	$(BIN)/python -m ezclip.reproduce 4 $(if $(DRY_RUN),--dry-run) $(OVERRIDES)
+
 clean: ## remove caches (keeps .venv and outputs)
 	rm -rf .pytest_cache .ruff_cache build dist src/*.egg-info
 	find . -name __pycache__ -not -path './$(VENV)/*' -exec rm -rf {} +
 
-.PHONY: help install demo test test-full lint bench reproduce-table1 reproduce-table2 clean
+.PHONY: help install demo test test-full lint bench reproduce-table1 reproduce-table2 reproduce-table4 clean

@@ -124,6 +124,8 @@ def test_reproduce_table2_dry_run_lists_4_datasets_x_3_seeds(capsys):
     assert reproduce(["9", "--dry-run"]) == 2
     assert reproduce(["1", "--dry-run"]) == 0
     assert capsys.readouterr().out.splitlines()[-1] == "4 jobs"
+    assert reproduce(["4", "--dry-run"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "12 jobs"
 
 
 def test_table1_rows_are_models_and_each_row_gets_its_own_paper_numbers(tmp_path, capsys):
@@ -140,3 +142,19 @@ def test_table1_rows_are_models_and_each_row_gets_its_own_paper_numbers(tmp_path
     markdown = (tmp_path / "o" / "table1.md").read_text()
     assert "| ViT-B-16, T=8 | ucf101 | top1 | 50.0 ± 0.0 | 79.1 | -29.1 | 3 |" in markdown
     assert "| ViT-B-16, T=16 | ucf101 | top1 | 60.0 ± 0.0 | 80.0 | -20.0 | 3 |" in markdown
+
+
+def test_few_shot_cells_per_dataset_and_k(tmp_path, capsys):
+    for shots, top1 in ((2, 0.5), (16, 0.7)):
+        run = tmp_path / f"k{shots}"
+        run.mkdir()
+        results = {
+            "factors": {**FACTORS, "dataset": "ucf101", "protocol": f"few_shot-shots{shots}"},
+            "config": {"protocol": {"name": "few_shot", "shots": shots}},
+            "test": {"all_classes": {"top1": top1}},
+        }
+        (run / "results.json").write_text(json.dumps(results))
+    assert main(["report", str(tmp_path), "--table", "4", "--out", str(tmp_path / "o")]) == 0
+    markdown = (tmp_path / "o" / "table4.md").read_text()
+    assert "| ViT-B-16, T=8 | ucf101 | K=2 | 50.0 ± 0.0 | 84.7 | -34.7 | 1 |" in markdown
+    assert "| ViT-B-16, T=8 | ucf101 | K=16 | 70.0 ± 0.0 | 92.8 | -22.8 | 1 |" in markdown

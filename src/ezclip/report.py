@@ -99,7 +99,21 @@ def zero_shot_cells(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]  # fmt: skip
 
 
-BUILDERS = {"base2novel": base2novel_cells, "zero_shot": zero_shot_cells}
+def few_shot_cells(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    cells = []
+    for dataset in sorted({r["factors"]["dataset"] for r in runs}):
+        group = [r for r in runs if r["factors"]["dataset"] == dataset]
+        shared = check_one_kind(group, dataset)
+        for shots in sorted({protocol_of(r)["shots"] for r in group}):
+            values = [100 * result["top1"] for r in group if protocol_of(r)["shots"] == shots
+                      for result in r["test"].values()]  # fmt: skip
+            mean, std = mean_std(values)
+            cells.append({"dataset": dataset, "metric": f"K={shots}", "mean": mean, "std": std, "n": len(values),
+                          "variant": f"few_shot, {shots} shots per class", **shared})  # fmt: skip
+    return cells
+
+
+BUILDERS = {"base2novel": base2novel_cells, "zero_shot": zero_shot_cells, "few_shot": few_shot_cells}
 
 
 def row_of(run: dict[str, Any]) -> tuple[str, int]:

@@ -23,6 +23,10 @@ TABLES: dict[int, dict[str, list[str]]] = {
         "experiment": ["table2_k400_b16", "table2_hmdb51_b16", "table2_ucf101_b16", "table2_ssv2_b16"],
         "protocol.seed": ["1", "2", "3"],
     },
+    4: {
+        "experiment": ["table4_fs_hmdb51_b16", "table4_fs_ucf101_b16", "table4_fs_ssv2_b16"],
+        "protocol.shots": ["2", "4", "8", "16"],
+    },
 }
 
 
