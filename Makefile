@@ -49,8 +49,11 @@ reproduce-table2: $(VENV)/.installed ## Table 2 (base-to-novel, B/16): 4 dataset
 reproduce-table4: $(VENV)/.installed ## Table 4 (few-shot, B/16): 3 datasets x K=2,4,8,16 + report (DRY_RUN=1 lists the jobs)
 	$(BIN)/python -m ezclip.reproduce 4 $(if $(DRY_RUN),--dry-run) $(OVERRIDES)
 
+reproduce-table5: $(VENV)/.installed ## Table 5 (TVP x motion-loss ablation, all base samples, B/16): 4 datasets x 4 + report
+	$(BIN)/python -m ezclip.reproduce 5 $(if $(DRY_RUN),--dry-run) $(OVERRIDES)
+
 clean: ## remove caches (keeps .venv and outputs)
 	rm -rf .pytest_cache .ruff_cache build dist src/*.egg-info
 	find . -name __pycache__ -not -path './$(VENV)/*' -exec rm -rf {} +
 
-.PHONY: help install demo test test-full lint bench reproduce-table1 reproduce-table2 reproduce-table4 clean
+.PHONY: help install demo test test-full lint bench reproduce-table1 reproduce-table2 reproduce-table4 reproduce-table5 clean

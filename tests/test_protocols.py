@@ -22,6 +22,7 @@ PROTOCOLS = [
     ("k400", "zero_shot"),
     *[(d, "base2novel") for d in ("k400", "hmdb51", "ucf101", "ssv2")],
     *[(d, "few_shot") for d in ("hmdb51", "ucf101", "ssv2")],
+    *[(d, "base2novel_all") for d in ("k400", "ssv2")],
 ]
 
 
@@ -56,6 +57,7 @@ def test_summary_of_every_protocol(data_dir, capsys, dataset, protocol):
     expected = {
         "zero_shot": {"train"} | {f"test/{d}_split{n}" for d in ("hmdb51", "ucf101", "k600") for n in (1, 2, 3)},
         "base2novel": {"train", "test/base", "test/novel"},
+        "base2novel_all": {"train", "test/base", "test/novel"},
         "few_shot": {"train", "test/all_classes"},
     }[protocol]
     assert set(out["splits"]) == expected

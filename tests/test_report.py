@@ -49,14 +49,14 @@ def test_base2novel_means_std_and_hm_of_the_means(tmp_path, capsys):
     assert float(rows[("ucf101", "hm")]["mean"]) == pytest.approx(2 * 90 * 80 / 170)
     assert rows[("hmdb51", "novel")]["variant"] == "base2novel, seeds [1, 2, 3]"
     markdown = (tmp_path / "out" / "table2.md").read_text()
-    assert "| ViT-B-16, T=8 | hmdb51 | base | 74.0 ± 4.0 | 77.0 | -3.0 | 3 |" in markdown
+    assert "| backbone=ViT-B-16, frames=8 | hmdb51 | base | 74.0 ± 4.0 | 77.0 | -3.0 | 3 |" in markdown
     assert (tmp_path / "out" / "table2.png").stat().st_size > 0
 
 
 @pytest.mark.parametrize(
     "other, message",
     [
-        ({"backbone": "ViT-B-32"}, "no row for ViT-B-32 with T=8"),
+        ({"backbone": "ViT-B-32"}, "no row backbone=ViT-B-32, frames=8"),
         ({"tvp": "tvp-off"}, "different tvp"),
     ],
 )
@@ -126,6 +126,8 @@ def test_reproduce_table2_dry_run_lists_4_datasets_x_3_seeds(capsys):
     assert capsys.readouterr().out.splitlines()[-1] == "4 jobs"
     assert reproduce(["4", "--dry-run"]) == 0
     assert capsys.readouterr().out.splitlines()[-1] == "12 jobs"
+    assert reproduce(["5", "--dry-run"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "16 jobs"
 
 
 def test_table1_rows_are_models_and_each_row_gets_its_own_paper_numbers(tmp_path, capsys):
@@ -140,8 +142,8 @@ def test_table1_rows_are_models_and_each_row_gets_its_own_paper_numbers(tmp_path
         (run / "results.json").write_text(json.dumps(results))
     assert main(["report", str(tmp_path), "--table", "1", "--out", str(tmp_path / "o")]) == 0
     markdown = (tmp_path / "o" / "table1.md").read_text()
-    assert "| ViT-B-16, T=8 | ucf101 | top1 | 50.0 ± 0.0 | 79.1 | -29.1 | 3 |" in markdown
-    assert "| ViT-B-16, T=16 | ucf101 | top1 | 60.0 ± 0.0 | 80.0 | -20.0 | 3 |" in markdown
+    assert "| backbone=ViT-B-16, frames=8 | ucf101 | top1 | 50.0 ± 0.0 | 79.1 | -29.1 | 3 |" in markdown
+    assert "| backbone=ViT-B-16, frames=16 | ucf101 | top1 | 60.0 ± 0.0 | 80.0 | -20.0 | 3 |" in markdown
 
 
 def test_few_shot_cells_per_dataset_and_k(tmp_path, capsys):
@@ -156,5 +158,24 @@ def test_few_shot_cells_per_dataset_and_k(tmp_path, capsys):
         (run / "results.json").write_text(json.dumps(results))
     assert main(["report", str(tmp_path), "--table", "4", "--out", str(tmp_path / "o")]) == 0
     markdown = (tmp_path / "o" / "table4.md").read_text()
-    assert "| ViT-B-16, T=8 | ucf101 | K=2 | 50.0 ± 0.0 | 84.7 | -34.7 | 1 |" in markdown
-    assert "| ViT-B-16, T=8 | ucf101 | K=16 | 70.0 ± 0.0 | 92.8 | -22.8 | 1 |" in markdown
+    assert "| backbone=ViT-B-16, frames=8 | ucf101 | K=2 | 50.0 ± 0.0 | 84.7 | -34.7 | 1 |" in markdown
+    assert "| backbone=ViT-B-16, frames=8 | ucf101 | K=16 | 70.0 ± 0.0 | 92.8 | -22.8 | 1 |" in markdown
+
+
+def test_ablation_rows_are_told_apart_by_their_switches(tmp_path, capsys):
+    for name, tvp, motion in (("a", "tvp-off", "no-motion"), ("b", "tvp-deep", "motion")):
+        run = fake_run(tmp_path, name, "ucf101", 0, 0.9, 0.7, tvp=tvp, motion=motion)
+        data = json.loads((run / "results.json").read_text())
+        data["config"]["protocol"] = {"name": "base2novel", "variant": "all_base_samples"}
+        (run / "results.json").write_text(json.dumps(data))
+    assert main(["report", str(tmp_path), "--table", "5", "--out", str(tmp_path / "o")]) == 0
+    markdown = (tmp_path / "o" / "table5.md").read_text()
+    assert (
+        "| backbone=ViT-B-16, frames=8, tvp=off, motion=False | ucf101 | base | 90.0 ± 0.0 | 94.4 | -4.4 | 1 |"
+        in markdown
+    )
+    assert (
+        "| backbone=ViT-B-16, frames=8, tvp=deep, motion=True | ucf101 | base | 90.0 ± 0.0 | 95.9 | -5.9 | 1 |"
+        in markdown
+    )
+    assert "base2novel, all base samples" in markdown

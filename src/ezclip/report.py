@@ -68,12 +68,13 @@ def base2novel_cells(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for dataset in sorted({r["factors"]["dataset"] for r in runs}):
         group = [r for r in runs if r["factors"]["dataset"] == dataset]
         shared = check_one_kind(group, dataset)
-        seeds = sorted(protocol_of(r).get("seed") for r in group)
+        seeds = sorted(protocol_of(r).get("seed", 0) for r in group)
         if len(set(seeds)) != len(seeds):
             raise ValueError(f"{dataset}: several runs of the same seed {seeds}: pass one run per seed")
+        all_samples = protocol_of(group[0]).get("variant") == "all_base_samples"
         base = mean_std([100 * r["test"]["base"]["top1"] for r in group])
         novel = mean_std([100 * r["test"]["novel"]["top1"] for r in group])
-        variant = f"base2novel, seeds {seeds}"
+        variant = "base2novel, all base samples" if all_samples else f"base2novel, seeds {seeds}"
         common = {"dataset": dataset, "n": len(group), "variant": variant, **shared}
         cells += [
             {**common, "metric": "base", "mean": base[0], "std": base[1]},
@@ -116,27 +117,37 @@ def few_shot_cells(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 BUILDERS = {"base2novel": base2novel_cells, "zero_shot": zero_shot_cells, "few_shot": few_shot_cells}
 
 
-def row_of(run: dict[str, Any]) -> tuple[str, int]:
-    """(open_clip architecture without the -quickgelu suffix, frames) of a run."""
-    return run["factors"]["backbone"].removesuffix("-quickgelu"), int(run["factors"]["frames"].removeprefix("T"))
+# How a run's factors read as the values a paper row names (backbone, frames, and for the
+# ablation tables tvp and motion loss).
+ROW_VALUE = {
+    "backbone": lambda factors: factors["backbone"].removesuffix("-quickgelu"),
+    "frames": lambda factors: int(factors["frames"].removeprefix("T")),
+    "tvp": lambda factors: factors["tvp"].removeprefix("tvp-"),
+    "motion": lambda factors: factors["motion"] == "motion",
+}
+
+
+def row_of(run: dict[str, Any], keys: tuple[str, ...]) -> tuple:
+    """The paper-row identity of a run: its values for `keys` (e.g. backbone, frames)."""
+    return tuple(ROW_VALUE[key](run["factors"]) for key in keys)
 
 
 def build_report(runs: list[dict[str, Any]], expected: dict[str, Any]) -> list[dict[str, Any]]:
-    """Cells of the table: one row per (backbone, frames), each beside the paper's row."""
+    """Cells of the table: runs grouped into the paper's rows, each cell beside the paper's number."""
     protocol = expected["protocol"]
     wrong = sorted({protocol_of(r)["name"] for r in runs} - {protocol})
     if wrong:
         raise ValueError(f"table {expected['table']} is a {protocol} table; runs of protocol {wrong} were given")
-    paper_rows = {(row["backbone"], int(row["frames"])): row["cells"] for row in expected["rows"]}
+    keys = tuple(k for k in expected["rows"][0] if k != "cells")
+    paper_rows = {tuple(row[k] for k in keys): row["cells"] for row in expected["rows"]}
     cells = []
-    for row in sorted({row_of(r) for r in runs}):
+    for row in sorted({row_of(r, keys) for r in runs}):
+        label = ", ".join(f"{k}={v}" for k, v in zip(keys, row, strict=True))
         if row not in paper_rows:
-            raise ValueError(
-                f"table {expected['table']} has no row for {row[0]} with T={row[1]}; its rows: {sorted(paper_rows)}"
-            )
-        for cell in BUILDERS[protocol]([r for r in runs if row_of(r) == row]):
+            raise ValueError(f"table {expected['table']} has no row {label}; its rows: {sorted(paper_rows)}")
+        for cell in BUILDERS[protocol]([r for r in runs if row_of(r, keys) == row]):
             paper = paper_rows[row].get(cell["dataset"], {}).get(cell["metric"])
-            cells.append({**cell, "row": f"{row[0]}, T={row[1]}", "paper": paper,
+            cells.append({**cell, "row": label, "paper": paper,
                           "diff": None if paper is None else cell["mean"] - paper})  # fmt: skip
     return cells
 

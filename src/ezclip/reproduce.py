@@ -27,6 +27,11 @@ TABLES: dict[int, dict[str, list[str]]] = {
         "experiment": ["table4_fs_hmdb51_b16", "table4_fs_ucf101_b16", "table4_fs_ssv2_b16"],
         "protocol.shots": ["2", "4", "8", "16"],
     },
+    5: {
+        "experiment": ["table5_k400_b16", "table5_hmdb51_b16", "table5_ucf101_b16", "table5_ssv2_b16"],
+        "model.tvp": ["off", "deep"],
+        "model.motion_loss": ["false", "true"],
+    },
 }
 
 
