@@ -10,19 +10,17 @@ from __future__ import annotations
 
 import logging
 import time
-from pathlib import Path
 from typing import Any
 
 import hydra
 import lightning as L
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, open_dict
 
 from ezclip.config import CONFIG_DIR, instantiate_loggers, register_resolvers
-from ezclip.lit.loggers import ablation_factors, run_name
+from ezclip.lit.loggers import run_name
 from ezclip.lit.module import EZCLIPModule
 from ezclip.models.checkpoint import IDENTITY_KEYS, load_trainable_state, read_checkpoint
-from ezclip.results import write_results
-from ezclip.train import datamodule_config, log_results_table, save_predictions, sweep_group, tags
+from ezclip.train import datamodule_config, record_run, sweep_group, tags
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +31,6 @@ _FROM_CHECKPOINT = ("pretrained", *IDENTITY_KEYS)
 def evaluate(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     started = time.time()
     L.seed_everything(cfg.seed, workers=True)
-    output_dir = Path(cfg.paths.output_dir)
     ckpt = cfg.get("ckpt")
     payload = None
     if ckpt and not str(ckpt).endswith(".ckpt"):
@@ -56,23 +53,7 @@ def evaluate(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     trainer.test(model, datamodule=datamodule, ckpt_path=lightning_ckpt)
 
     if trainer.is_global_zero:
-        save_predictions(model, output_dir)
-        write_results(
-            output_dir / "results.json",
-            {
-                "task": cfg.task_name,
-                "run_name": run_name(cfg),
-                "factors": ablation_factors(cfg),
-                "checkpoint": str(ckpt) if ckpt else None,
-                "config": OmegaConf.to_container(cfg, resolve=True),
-                "world_size": trainer.world_size,
-                "precision": str(trainer.precision),
-                "test": dict(model.test_results),
-                "skipped_videos": sorted(model.skipped_paths),
-                "wall_seconds": round(time.time() - started, 1),
-            },
-        )
-        log_results_table(loggers, model.test_results, output_dir)
+        record_run(cfg, trainer, model, loggers, started, checkpoint=str(ckpt) if ckpt else None)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     return metrics, {"cfg": cfg, "datamodule": datamodule, "model": model, "trainer": trainer}
 

@@ -47,34 +47,38 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
             save_checkpoint(model.net, output_dir / "checkpoints" / "model.pt", extra={"epoch": trainer.current_epoch})
     val_metrics = {k.removeprefix("val/"): v for k, v in metrics.items() if k.startswith("val/")}
 
-    test_results: dict[str, dict[str, float]] = {}
     if cfg.get("test") and datamodule_has_tests(cfg):
         ckpt = _test_checkpoint(cfg, trainer)
         trainer.test(model, datamodule=datamodule, ckpt_path=ckpt)
-        test_results = dict(model.test_results)
         metrics.update({k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")})
-        if trainer.is_global_zero:
-            save_predictions(model, output_dir)
 
     if trainer.is_global_zero:
-        write_results(
-            output_dir / "results.json",
-            {
-                "task": cfg.task_name,
-                "run_name": run_name(cfg),
-                "factors": ablation_factors(cfg),
-                "config": OmegaConf.to_container(cfg, resolve=True),
-                "epochs_trained": trainer.current_epoch,
-                "world_size": trainer.world_size,
-                "precision": str(trainer.precision),
-                "val": val_metrics,
-                "test": test_results,
-                "skipped_videos": sorted(model.skipped_paths),
-                "wall_seconds": round(time.time() - started, 1),
-            },
-        )
-        log_results_table(loggers, test_results, output_dir)
+        record_run(cfg, trainer, model, loggers, started, epochs_trained=trainer.current_epoch, val=val_metrics)
     return metrics, {"cfg": cfg, "datamodule": datamodule, "model": model, "trainer": trainer}
+
+
+def record_run(
+    cfg: DictConfig, trainer: L.Trainer, model: EZCLIPModule, loggers: list, started: float, **extra: Any
+) -> None:
+    """On rank 0: the test predictions, results.json (common fields + `extra`) and the W&B table."""
+    output_dir = Path(cfg.paths.output_dir)
+    save_predictions(model, output_dir)
+    write_results(
+        output_dir / "results.json",
+        {
+            "task": cfg.task_name,
+            "run_name": run_name(cfg),
+            "factors": ablation_factors(cfg),
+            "config": OmegaConf.to_container(cfg, resolve=True),
+            "world_size": trainer.world_size,
+            "precision": str(trainer.precision),
+            **extra,
+            "test": dict(model.test_results),
+            "skipped_videos": sorted(model.skipped_paths),
+            "wall_seconds": round(time.time() - started, 1),
+        },
+    )
+    log_results_table(loggers, model.test_results, output_dir)
 
 
 def datamodule_has_tests(cfg: DictConfig) -> bool:
