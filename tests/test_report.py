@@ -13,16 +13,23 @@ from ezclip.cli import main
 FACTORS = {"backbone": "ViT-B-16", "frames": "T8", "tvp": "tvp-deep", "motion": "motion", "text": "text-descriptions"}
 
 
-def fake_run(root: Path, name: str, dataset: str, seed: int, base: float, novel: float, **factors) -> Path:
+def write_run(root: Path, name: str, dataset: str, protocol: dict, test: dict, **factors) -> Path:
+    """A fabricated run folder with a results.json of the fields the report reads."""
     run = root / name
     run.mkdir(parents=True)
     results = {
-        "factors": {**FACTORS, "dataset": dataset, "protocol": f"base2novel-seed{seed}", **factors},
-        "config": {"protocol": {"name": "base2novel", "seed": seed}},
-        "test": {"base": {"top1": base, "num_videos": 10}, "novel": {"top1": novel, "num_videos": 10}},
+        "factors": {**FACTORS, "dataset": dataset, "protocol": protocol["name"], **factors},
+        "config": {"protocol": protocol},
+        "test": test,
     }
     (run / "results.json").write_text(json.dumps(results))
     return run
+
+
+def fake_run(root: Path, name: str, dataset: str, seed: int, base: float, novel: float, **factors) -> Path:
+    """A base-to-novel run of one seed."""
+    test = {"base": {"top1": base, "num_videos": 10}, "novel": {"top1": novel, "num_videos": 10}}
+    return write_run(root, name, dataset, {"name": "base2novel", "seed": seed}, test, **factors)
 
 
 def read_csv_rows(path: Path) -> dict[tuple[str, str], dict[str, str]]:
@@ -81,17 +88,10 @@ def test_other_protocols_and_repeated_seeds_are_refused(tmp_path, capsys):
 
 
 def test_zero_shot_mean_and_std_over_the_splits(tmp_path, capsys):
-    run = tmp_path / "zs"
-    run.mkdir()
     hmdb = [0.50, 0.52, 0.54]
     test = {f"hmdb51_split{i}": {"top1": v} for i, v in enumerate(hmdb, start=1)}
     test |= {f"ucf101_split{i}": {"top1": 0.8} for i in (1, 2, 3)}
-    results = {
-        "factors": {**FACTORS, "dataset": "k400", "protocol": "zero_shot"},
-        "config": {"protocol": {"name": "zero_shot", "variant": "three_splits"}},
-        "test": test,
-    }
-    (run / "results.json").write_text(json.dumps(results))
+    run = write_run(tmp_path, "zs", "k400", {"name": "zero_shot", "variant": "three_splits"}, test)
     expected = tmp_path / "expected.json"
     expected.write_text(
         json.dumps(
@@ -131,15 +131,9 @@ def test_reproduce_table2_dry_run_lists_4_datasets_x_3_seeds(capsys):
 
 
 def test_table1_rows_are_models_and_each_row_gets_its_own_paper_numbers(tmp_path, capsys):
-    for name, backbone, frames, top1 in (("a", "ViT-B-16", "T8", 0.5), ("b", "ViT-B-16", "T16", 0.6)):
-        run = tmp_path / name
-        run.mkdir()
-        results = {
-            "factors": {**FACTORS, "backbone": backbone, "frames": frames, "dataset": "k400", "protocol": "zero_shot"},
-            "config": {"protocol": {"name": "zero_shot", "variant": "three_splits"}},
-            "test": {f"ucf101_split{i}": {"top1": top1} for i in (1, 2, 3)},
-        }
-        (run / "results.json").write_text(json.dumps(results))
+    for name, frames, top1 in (("a", "T8", 0.5), ("b", "T16", 0.6)):
+        test = {f"ucf101_split{i}": {"top1": top1} for i in (1, 2, 3)}
+        write_run(tmp_path, name, "k400", {"name": "zero_shot", "variant": "three_splits"}, test, frames=frames)
     assert main(["report", str(tmp_path), "--table", "1", "--out", str(tmp_path / "o")]) == 0
     markdown = (tmp_path / "o" / "table1.md").read_text()
     assert "| backbone=ViT-B-16, frames=8 | ucf101 | top1 | 50.0 ± 0.0 | 79.1 | -29.1 | 3 |" in markdown
@@ -148,14 +142,9 @@ def test_table1_rows_are_models_and_each_row_gets_its_own_paper_numbers(tmp_path
 
 def test_few_shot_cells_per_dataset_and_k(tmp_path, capsys):
     for shots, top1 in ((2, 0.5), (16, 0.7)):
-        run = tmp_path / f"k{shots}"
-        run.mkdir()
-        results = {
-            "factors": {**FACTORS, "dataset": "ucf101", "protocol": f"few_shot-shots{shots}"},
-            "config": {"protocol": {"name": "few_shot", "shots": shots}},
-            "test": {"all_classes": {"top1": top1}},
-        }
-        (run / "results.json").write_text(json.dumps(results))
+        write_run(
+            tmp_path, f"k{shots}", "ucf101", {"name": "few_shot", "shots": shots}, {"all_classes": {"top1": top1}}
+        )
     assert main(["report", str(tmp_path), "--table", "4", "--out", str(tmp_path / "o")]) == 0
     markdown = (tmp_path / "o" / "table4.md").read_text()
     assert "| backbone=ViT-B-16, frames=8 | ucf101 | K=2 | 50.0 ± 0.0 | 84.7 | -34.7 | 1 |" in markdown
