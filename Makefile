@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 .DEFAULT_GOAL := help
 
 help: ## list the targets
-	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
+	@grep -E '^[a-zA-Z0-9_%-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-17s\033[0m %s\n", $$1, $$2}'
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,20 +40,11 @@ lint: $(VENV)/.installed ## ruff check + format check
 bench: $(VENV)/.installed ## model speed/memory ratios on this machine (prints a table)
 	$(BIN)/python -m ezclip.bench
 
-reproduce-table1: $(VENV)/.installed ## Table 1 (zero-shot K400 -> HMDB51/UCF101/K600): 4 models + report (DRY_RUN=1 lists the jobs)
-	$(BIN)/python -m ezclip.reproduce 1 $(if $(DRY_RUN),--dry-run) $(OVERRIDES)
-
-reproduce-table2: $(VENV)/.installed ## Table 2 (base-to-novel, B/16): 4 datasets x 3 seeds + report (DRY_RUN=1 lists the jobs)
-	$(BIN)/python -m ezclip.reproduce 2 $(if $(DRY_RUN),--dry-run) $(OVERRIDES)
-
-reproduce-table4: $(VENV)/.installed ## Table 4 (few-shot, B/16): 3 datasets x K=2,4,8,16 + report (DRY_RUN=1 lists the jobs)
-	$(BIN)/python -m ezclip.reproduce 4 $(if $(DRY_RUN),--dry-run) $(OVERRIDES)
-
-reproduce-table5: $(VENV)/.installed ## Table 5 (TVP x motion-loss ablation, all base samples, B/16): 4 datasets x 4 + report
-	$(BIN)/python -m ezclip.reproduce 5 $(if $(DRY_RUN),--dry-run) $(OVERRIDES)
+reproduce-table%: $(VENV)/.installed ## paper Table N's runs + report, N in 1-7, 10-13 (DRY_RUN=1: list the jobs only)
+	$(BIN)/python -m ezclip.reproduce $* $(if $(DRY_RUN),--dry-run) $(OVERRIDES)
 
 clean: ## remove caches (keeps .venv and outputs)
 	rm -rf .pytest_cache .ruff_cache build dist src/*.egg-info
 	find . -name __pycache__ -not -path './$(VENV)/*' -exec rm -rf {} +
 
-.PHONY: help install demo test test-full lint bench reproduce-table1 reproduce-table2 reproduce-table4 reproduce-table5 clean
+.PHONY: help install demo test test-full lint bench clean

@@ -227,6 +227,61 @@ def test_ssv2_unknown_template_and_bad_json(tmp_path):
         ssv2.convert(ann)
 
 
+# -- the authors' 232-class K600 list ---------------------------------------------------------
+
+AUTHORS_PREFIX = "/cluster/datastore/shahzaa/data_for_action_clip/K_600_exclusive"
+
+
+def make_authors_list(root: Path) -> tuple[Path, Path]:
+    """Lines as in the authors' test_600_exclusive.txt (absolute path, frame count, label) + labels CSV."""
+    root.mkdir(parents=True, exist_ok=True)
+    listed = root / "test_600_exclusive.txt"
+    listed.write_text(
+        f"{AUTHORS_PREFIX}/SnWaq5utkfE_000003_000013.mp4 250 2\n"
+        f"{AUTHORS_PREFIX}/dUXOj6rPgcA_000003_000013.mp4 300 0\n"
+        f"{AUTHORS_PREFIX}/gone_000000_000010.mp4 110 1\n"
+    )
+    labels = root / "kinetics_600_labels_exclusive.csv"
+    write_crlf(labels, ["id,name", "0,abseiling", "1,acting in play", "2,adjusting glasses"])
+    return listed, labels
+
+
+def test_authors_list_keeps_file_names_and_finds_them_under_a_video_root(tmp_path, capsys):
+    listed, labels = make_authors_list(tmp_path / "ann")
+    videos = tmp_path / "k600"
+    for path in ("val/SnWaq5utkfE_000003_000013.mp4", "train/dUXOj6rPgcA_000003_000013.mp4",
+                 "val/dUXOj6rPgcA_000003_000013.mp4"):  # fmt: skip
+        (videos / path).parent.mkdir(parents=True, exist_ok=True)
+        (videos / path).write_bytes(b"")
+    argv = ["data", "convert", "k600-authors", "--annotations", str(tmp_path / "ann"), "--labels", str(labels)]
+    assert main([*argv, "--out", str(tmp_path / "flat")]) == 0
+    assert json.loads(capsys.readouterr().out)["lists"] == {"test_exclusive.txt": 3}
+    assert lines_of(tmp_path / "flat" / "test_exclusive.txt") == [
+        "SnWaq5utkfE_000003_000013.mp4 2", "dUXOj6rPgcA_000003_000013.mp4 0", "gone_000000_000010.mp4 1",
+    ]  # fmt: skip
+    assert read_labels(tmp_path / "flat" / "labels.csv") == ["abseiling", "acting in play", "adjusting glasses"]
+    assert main([*argv, "--out", str(tmp_path / "found"), "--video-root", str(videos)]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["not_found_under_video_root"] == 1 and "232" in summary["warning"]
+    # A name found twice (train/ and val/) resolves to the first in sorted order.
+    assert [e.path for e in read_list(tmp_path / "found" / "test_exclusive.txt")] == [
+        "val/SnWaq5utkfE_000003_000013.mp4", "train/dUXOj6rPgcA_000003_000013.mp4", "gone_000000_000010.mp4",
+    ]  # fmt: skip
+
+
+def test_authors_list_errors_name_file_and_line(tmp_path, capsys):
+    listed, labels = make_authors_list(tmp_path)
+    argv = ["data", "convert", "k600-authors", "--annotations", str(listed), "--out", str(tmp_path / "o")]
+    assert main(argv) == 2
+    assert "needs --labels" in capsys.readouterr().err
+    listed.write_text(f"{AUTHORS_PREFIX}/a.mp4 250 3\n")
+    assert main([*argv, "--labels", str(labels)]) == 2
+    assert "test_600_exclusive.txt:1: label 3 out of range [0, 3)" in capsys.readouterr().err
+    listed.write_text(f"{AUTHORS_PREFIX}/a.mp4 0\n")
+    assert main([*argv, "--labels", str(labels)]) == 2
+    assert "test_600_exclusive.txt:1: expected '<video path> <frames> <label>'" in capsys.readouterr().err
+
+
 # -- command line ---------------------------------------------------------------------------
 
 
@@ -245,3 +300,29 @@ def test_labels_csv_quotes_names_with_commas(tmp_path):
     Conversion(["a, b", "c"]).write(tmp_path)
     assert read_labels(tmp_path / "labels.csv") == ["a, b", "c"]
     assert list(csv.reader(open(tmp_path / "labels.csv")))[1] == ["0", "a, b"]
+
+
+# -- flat folder for the ViFi lists ---------------------------------------------------------
+
+
+def test_flatten_links_class_folders_into_one_folder_and_refuses_repeated_names(tmp_path, capsys):
+    release = tmp_path / "UCF-101"
+    for path in ("ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi", "YoYo/v_YoYo_g01_c02.avi", "YoYo/notes.txt"):
+        (release / path).parent.mkdir(parents=True, exist_ok=True)
+        (release / path).write_bytes(path.encode())
+    flat = tmp_path / "videos"
+    assert main(["data", "flatten", "--src", str(release), "--dest", str(flat)]) == 0
+    assert json.loads(capsys.readouterr().out)["linked"] == 2
+    assert sorted(p.name for p in flat.iterdir()) == ["v_ApplyEyeMakeup_g01_c01.avi", "v_YoYo_g01_c02.avi"]
+    assert (flat / "v_YoYo_g01_c02.avi").read_bytes() == b"YoYo/v_YoYo_g01_c02.avi"
+    # Run again: nothing to do. A different file already under a name is a conflict, never overwritten.
+    (flat / "v_YoYo_g01_c02.avi").unlink()
+    (flat / "v_YoYo_g01_c02.avi").write_bytes(b"mine")
+    assert main(["data", "flatten", "--src", str(release), "--dest", str(flat)]) == 1
+    out = json.loads(capsys.readouterr().out)
+    assert (out["already"], out["conflicts"], out["conflict_examples"]) == (1, 1, ["v_YoYo_g01_c02.avi"])
+    assert (flat / "v_YoYo_g01_c02.avi").read_bytes() == b"mine"
+    (release / "Other").mkdir()
+    (release / "Other" / "v_YoYo_g01_c02.avi").write_bytes(b"twin")
+    assert main(["data", "flatten", "--src", str(release), "--dest", str(tmp_path / "x")]) == 2
+    assert "1 file names occur more than once" in capsys.readouterr().err

@@ -23,6 +23,7 @@ PROTOCOLS = [
     *[(d, "base2novel") for d in ("k400", "hmdb51", "ucf101", "ssv2")],
     *[(d, "few_shot") for d in ("hmdb51", "ucf101", "ssv2")],
     *[(d, "base2novel_all") for d in ("k400", "ssv2")],
+    ("k400", "zero_shot_authors"),
 ]
 
 
@@ -39,6 +40,9 @@ def data_dir(tmp_path_factory) -> Path:
             path.write_text("id,name\n" + "".join(f"{i},{name}\n" for i, name in enumerate(CLASSES)))
         else:
             path.write_text("a.mp4 0\nb.mp4 1\na.mp4 2\nb.mp4 1\n")
+    # The authors' K600 list as `ezclip data convert k600-authors` writes it (protocol=zero_shot_authors).
+    (data / "k600" / "lists").mkdir(parents=True)
+    (data / "k600" / "lists" / "test_exclusive.txt").write_text("a.mp4 0\nb.mp4 1\na.mp4 2\nb.mp4 1\n")
     for dataset in DATASETS:
         for name in ("a.mp4", "b.mp4"):
             make_video(data / dataset / "videos" / name, num_frames=12, width=40, height=40)
@@ -59,6 +63,7 @@ def test_summary_of_every_protocol(data_dir, capsys, dataset, protocol):
         "base2novel": {"train", "test/base", "test/novel"},
         "base2novel_all": {"train", "test/base", "test/novel"},
         "few_shot": {"train", "test/all_classes"},
+        "zero_shot_authors": {"train", "test/hmdb51_split1", "test/ucf101_split1", "test/k600"},
     }[protocol]
     assert set(out["splits"]) == expected
     for split in out["splits"].values():
@@ -66,6 +71,35 @@ def test_summary_of_every_protocol(data_dir, capsys, dataset, protocol):
     if protocol == "zero_shot":  # each test set reads its own dataset's videos
         assert out["splits"]["test/hmdb51_split2"]["root"].endswith("hmdb51/videos")
         assert out["splits"]["test/k600_split3"]["list"].endswith("ZS_split3_K600_eval.txt")
+
+
+def test_authors_zero_shot_variant_on_their_converted_k600_list(data_dir, tmp_path, capsys):
+    # Their list names clips by absolute paths on their cluster, with a frame count before the label.
+    authors_list = tmp_path / "test_600_exclusive.txt"
+    authors_list.write_text("/cluster/K_600_exclusive/a.mp4 250 2\n/cluster/K_600_exclusive/b.mp4 300 0\n")
+    labels = data_dir / "splits/Shahzadnit/EZ-CLIP/lists/kinetics_600_labels_exclusive.csv"
+    lists = tmp_path / "lists"
+    argv = ["data", "convert", "k600-authors", "--annotations", str(authors_list), "--labels", str(labels)]
+    assert main([*argv, "--out", str(lists), "--video-root", str(data_dir / "k600" / "videos")]) == 0
+    assert json.loads(capsys.readouterr().out)["not_found_under_video_root"] == 0
+    converted = f"data.test_sets.k600.list={lists / 'test_exclusive.txt'}"
+    code, out = summary(data_dir, capsys, "protocol=zero_shot_authors", converted)
+    assert code == 0, out
+    assert out["protocol"] == {"name": "zero_shot", "variant": "authors_split1_k600_232"}
+    assert set(out["splits"]) == {"train", "test/hmdb51_split1", "test/ucf101_split1", "test/k600"}
+    k600 = out["splits"]["test/k600"]
+    assert (k600["videos"], k600["classes"], k600["missing"]) == (2, 3, 0)
+    assert k600["descriptions"].endswith("kinetics_600_labels_exclusive_discription_new.csv")
+
+
+def test_summary_names_classes_without_a_description(data_dir, capsys, tmp_path):
+    descriptions = tmp_path / "descriptions.csv"
+    descriptions.write_text('SNo,Class Name,GPT3 discription\n1,brush hair,"Brushing hair is..."\n')
+    code, out = summary(data_dir, capsys, "data=hmdb51", "protocol=few_shot", f"data.text.descriptions={descriptions}")
+    assert code == 1
+    assert "no description for 2 of 3 classes: ['cartwheel', 'dive']" in out["splits"]["train"]["error"]
+    code, out = summary(data_dir, capsys, "data=hmdb51", "protocol=few_shot", "data.text.source=templates")
+    assert code == 0 and out["splits"]["train"]["text"] == "templates"
 
 
 def test_base2novel_seed_and_few_shot_shots_pick_their_files(data_dir, capsys):
@@ -97,7 +131,9 @@ def test_ssv2_never_flips(data_dir):
         assert compose("train", overrides=["data=ssv2"]).data.horizontal_flip is False
 
 
-@pytest.mark.parametrize("dataset, protocol", [("k400", "zero_shot"), ("hmdb51", "base2novel")])
+@pytest.mark.parametrize(
+    "dataset, protocol", [("k400", "zero_shot"), ("k400", "zero_shot_authors"), ("hmdb51", "base2novel")]
+)
 def test_fast_dev_run_of_a_protocol(data_dir, tmp_path, dataset, protocol):
     from hydra import compose, initialize_config_dir
 
@@ -118,8 +154,10 @@ def test_fast_dev_run_of_a_protocol(data_dir, tmp_path, dataset, protocol):
         )  # fmt: skip
     train(cfg)
     results = json.loads((tmp_path / "results.json").read_text())
-    assert results["factors"]["protocol"].startswith(protocol)
-    expected_sets = 9 if protocol == "zero_shot" else 2
+    assert results["factors"]["protocol"].startswith(protocol.removesuffix("_authors"))
+    if protocol == "zero_shot_authors":
+        assert results["factors"]["protocol"] == "zero_shot-authors_split1_k600_232"
+    expected_sets = {"zero_shot": 9, "zero_shot_authors": 3}.get(protocol, 2)
     assert len(results["test"]) == expected_sets
     assert all(r["num_videos"] == 4 and r["num_skipped"] == 0 for r in results["test"].values())
 
@@ -132,7 +170,7 @@ def test_data_check_finds_unreadable_videos_and_its_exclusions_are_honoured(data
     make_truncated(videos / "a.mp4", videos / "b.mp4")
     lists = tmp_path / "lists"
     lists.mkdir()
-    (lists / "labels.csv").write_text("id,name\n0,a\n1,b\n")
+    (lists / "labels.csv").write_text("id,name\n0,brush hair\n1,dive\n")
     make_garbage(videos / "c.mp4")
     (lists / "train1.txt").write_text("a.mp4 0\nb.mp4 1\nc.mp4 1\nmissing.mp4 0\n")
     (lists / "test1.txt").write_text("a.mp4 0\n")

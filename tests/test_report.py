@@ -122,12 +122,91 @@ def test_reproduce_table2_dry_run_lists_4_datasets_x_3_seeds(capsys):
     for dataset in ("k400", "hmdb51", "ucf101", "ssv2"):
         assert sum(f"experiment=table2_{dataset}_b16 " in job for job in jobs) == 3
     assert reproduce(["9", "--dry-run"]) == 2
-    assert reproduce(["1", "--dry-run"]) == 0
-    assert capsys.readouterr().out.splitlines()[-1] == "4 jobs"
-    assert reproduce(["4", "--dry-run"]) == 0
-    assert capsys.readouterr().out.splitlines()[-1] == "12 jobs"
-    assert reproduce(["5", "--dry-run"]) == 0
-    assert capsys.readouterr().out.splitlines()[-1] == "16 jobs"
+
+
+# The paper's tables: rows x datasets x settings (Table 11 has 5 rows, its 'first layer only' row alone).
+JOB_COUNTS = {1: 4, 2: 12, 3: 4 * 3, 4: 3 * 4, 5: 4 * 4, 6: 3 * 2, 7: 1, 10: 2, 11: 5, 12: 3 * 4 * 4, 13: 3 * 2 * 4}
+
+
+def test_every_table_has_its_jobs_and_every_job_composes(capsys):
+    from hydra import compose, initialize_config_dir
+
+    from ezclip.config import CONFIG_DIR
+    from ezclip.reproduce import EFFICIENCY_TABLE, jobs
+
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        for table, count in JOB_COUNTS.items():
+            planned = jobs(table)
+            assert len(planned) == len({tuple(job) for job in planned}) == count, table
+            if table == EFFICIENCY_TABLE:
+                continue
+            for job in planned:
+                cfg = compose("train", overrides=job)
+                assert f"table{table}" in cfg.tags, (job, cfg.tags)
+        # The authors' zero-shot variant is one override away from any zero-shot table.
+        authors = compose("train", overrides=["experiment=table1_zs_b16_t8", "protocol=zero_shot_authors"])
+        assert authors.protocol.variant == "authors_split1_k600_232" and "k600" in authors.data.test_sets
+    table3 = [tuple(job) for job in jobs(3)]
+    assert ("experiment=table3_ssv2", "model/backbone=vit_l14") in table3
+    assert ["experiment=table11_zs_b16", "model.tvp=first", "model.motion_loss=true"] in jobs(11)
+
+
+def test_reproduce_runs_each_sweep_into_its_own_folder_then_the_report(tmp_path, monkeypatch, capsys):
+    import subprocess
+
+    from ezclip import reproduce
+
+    commands = []
+    monkeypatch.setattr(
+        subprocess, "run", lambda command, **kw: commands.append(command) or subprocess.CompletedProcess(command, 0)
+    )
+    monkeypatch.setenv("EZCLIP_OUTPUTS", str(tmp_path))
+    assert reproduce.main(["11", "trainer.devices=2"]) == 0
+    sweeps, report = commands[:-1], commands[-1]
+    assert len(sweeps) == 2
+    assert [c[c.index("-m", 2) + 1 :] for c in sweeps][1][:3] == [
+        "experiment=table11_zs_b16",
+        "model.tvp=first",
+        "model.motion_loss=true",
+    ]
+    folders = [c[-1].removeprefix("hydra.sweep.dir=") for c in sweeps]
+    assert all("trainer.devices=2" in c for c in sweeps)
+    assert folders[0].endswith("sweep0") and folders[1].endswith("sweep1")
+    assert report[3:6] == ["report", str(Path(folders[0]).parent), "--table"]
+    commands.clear()
+    assert reproduce.main(["7", "--device=cuda:1"]) == 0
+    info, report = commands
+    assert info[3:5] == ["info", "--backbone=ViT-B-16"] and "--throughput" in info and "--device=cuda:1" in info
+    assert report[4].endswith("efficiency.json")
+
+
+def test_table7_from_info_with_throughput(tmp_path, capsys):
+    from helpers import TINY
+
+    info = tmp_path / "efficiency.json"
+    argv = ["info", "--backbone", TINY, "--frames", "4", "--batch-size", "2", "--throughput", "--device", "cpu"]
+    assert main([*argv, "--out", str(info)]) == 0
+    measured = json.loads(info.read_text())
+    assert measured["throughput"]["ezclip_views_per_s"] > 0 and measured["throughput"]["plain_views_per_s"] > 0
+    assert main(["info", "--backbone", TINY, "--frames", "4", "--out", str(tmp_path / "one.json")]) == 0
+    one_view = json.loads((tmp_path / "one.json").read_text())["flops_per_view"]
+    for key in ("full_gmacs", "linear_conv_gmacs", "executed_gmacs"):  # per view, whatever the counted batch
+        assert measured["flops_per_view"][key] == pytest.approx(one_view[key])
+    # The table is for ViT-B/16 at 8 frames: another model is refused; a B/16 JSON gives each number.
+    assert main(["report", str(info), "--table", "7", "--out", str(tmp_path / "o")]) == 2
+    assert "table 7 is for ViT-B-16 at 8 frames" in capsys.readouterr().err
+    measured.update(backbone="ViT-B-16", num_frames=8)
+    measured["parameters"].update(vision_total=87_500_000, total=150_000_000, trainable=5_204_736)
+    measured["flops_per_view"].update(linear_conv_gmacs=95.7, full_gmacs=146.5, executed_gmacs=136.3)
+    measured["throughput"].update(ezclip_views_per_s=300.0, plain_views_per_s=310.0)
+    info.write_text(json.dumps(measured))
+    assert main(["report", str(tmp_path), "--table", "7", "--out", str(tmp_path / "o")]) == 0
+    rows = {r["metric"]: r for r in read_csv_rows(tmp_path / "o" / "table7.csv").values()}
+    assert float(rows["GFLOPs"]["diff"]) == pytest.approx(95.7 - 102)
+    assert float(rows["TP (views/s)"]["diff"]) == pytest.approx(300.0 - 322.4)
+    assert float(rows["total params (M)"]["mean"]) == pytest.approx(87.5)
+    assert float(rows["tunable params (M)"]["mean"]) == pytest.approx(5.204736)
+    assert "every product: 146.5" in rows["GFLOPs"]["variant"]
 
 
 def test_table1_rows_are_models_and_each_row_gets_its_own_paper_numbers(tmp_path, capsys):
@@ -168,3 +247,20 @@ def test_ablation_rows_are_told_apart_by_their_switches(tmp_path, capsys):
         in markdown
     )
     assert "base2novel, all base samples" in markdown
+
+
+def test_text_source_rows_and_the_first_layer_only_row(tmp_path, capsys):
+    for name, text in (("a", "text-templates"), ("b", "text-descriptions")):
+        run = fake_run(tmp_path / "t6", name, "hmdb51", 0, 0.8, 0.6, text=text)
+        data = json.loads((run / "results.json").read_text())
+        data["config"]["protocol"] = {"name": "base2novel", "variant": "all_base_samples"}
+        (run / "results.json").write_text(json.dumps(data))
+    assert main(["report", str(tmp_path / "t6"), "--table", "6", "--out", str(tmp_path / "o")]) == 0
+    markdown = (tmp_path / "o" / "table6.md").read_text()
+    assert "| descriptions=False | hmdb51 | base | 80.0 ± 0.0 | 77.3 | +2.7 | 1 |" in markdown
+    assert "| descriptions=True | hmdb51 | novel | 60.0 ± 0.0 | 62.2 | -2.2 | 1 |" in markdown
+    test = {f"k600_split{i}": {"top1": 0.6} for i in (1, 2, 3)}
+    write_run(tmp_path / "t11", "a", "k400", {"name": "zero_shot", "variant": "three_splits"}, test, tvp="tvp-first")
+    assert main(["report", str(tmp_path / "t11"), "--table", "11", "--out", str(tmp_path / "o")]) == 0
+    markdown = (tmp_path / "o" / "table11.md").read_text()
+    assert "| tvp=first, motion=True | k600 | top1 | 60.0 ± 0.0 | 65.6 | -5.6 | 3 |" in markdown

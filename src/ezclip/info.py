@@ -1,9 +1,14 @@
-"""`ezclip info`: parameter and FLOP accounting for one backbone and set of switches, as JSON."""
+"""`ezclip info`: parameter and FLOP accounting for one backbone and set of switches, as JSON.
+
+With --throughput it also measures inference views per second on --device (Table 7's TP; random
+weights, downloads nothing).
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from ezclip.models import build_ezclip, count_flops, count_parameters
 
@@ -14,7 +19,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tvp", choices=["deep", "first", "off"], default="deep", help="temporal prompts")
     parser.add_argument("--no-adapters", dest="adapters", action="store_false", help="leave out the adapters")
     parser.add_argument("--adapter-ratio", type=float, default=0.25)
-    parser.add_argument("--batch-size", type=int, default=1, help="videos per counted forward")
+    parser.add_argument("--batch-size", type=int, default=1, help="videos per counted (and timed) forward")
+    parser.add_argument("--throughput", action="store_true", help="also measure views/s (see ezclip.bench)")
+    parser.add_argument("--device", default=None, help="for --throughput; default: cuda if available, else cpu")
+    parser.add_argument("--out", type=Path, default=None, help="also write the JSON to this file")
 
 
 def model_info(backbone: str, frames: int, tvp: str, adapters: bool, adapter_ratio: float, batch_size: int = 1) -> dict:
@@ -30,7 +38,8 @@ def model_info(backbone: str, frames: int, tvp: str, adapters: bool, adapter_rat
         "adapters": adapters,
         "parameters": count_parameters(model),
         "flops_per_view": {
-            **count_flops(model, batch_size=batch_size),
+            # counted on a batch of `batch_size` views, divided back to one view
+            **{key: value / batch_size for key, value in count_flops(model, batch_size=batch_size).items()},
             "batch_size": batch_size,
             "what": "encode_video of one clip of T frames, in G multiply-accumulates; full = every "
             "matmul/conv/attention product of the model (torch.utils.flop_counter); linear_conv = "
@@ -42,5 +51,17 @@ def model_info(backbone: str, frames: int, tvp: str, adapters: bool, adapter_rat
 
 def run(args: argparse.Namespace) -> int:
     info = model_info(args.backbone, args.frames, args.tvp, args.adapters, args.adapter_ratio, args.batch_size)
-    print(json.dumps(info, indent=2))
+    if args.throughput:
+        import torch
+
+        from ezclip.bench import throughput
+
+        device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        switches = {"tvp": args.tvp, "adapters": args.adapters, "adapter_ratio": args.adapter_ratio}
+        info["throughput"] = throughput(args.backbone, args.frames, args.batch_size, device, **switches)
+    text = json.dumps(info, indent=2)
+    print(text)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text + "\n")
     return 0

@@ -22,16 +22,16 @@ EXPERIMENTS_DIR = Path(__file__).resolve().parents[2] / "experiments"
 CELL_FACTORS = ("backbone", "frames", "tvp", "motion", "text")
 
 
-def find_results(paths: list[Path]) -> list[dict[str, Any]]:
+def find_results(paths: list[Path], name: str = "results.json") -> list[dict[str, Any]]:
     runs = []
     for path in paths:
-        files = [path] if path.is_file() else sorted(path.rglob("results.json"))
+        files = [path] if path.is_file() else sorted(path.rglob(name))
         for file in files:
             run = json.loads(file.read_text())
             run["_path"] = str(file)
             runs.append(run)
     if not runs:
-        raise FileNotFoundError(f"no results.json under {[str(p) for p in paths]}")
+        raise FileNotFoundError(f"no {name} under {[str(p) for p in paths]}")
     return runs
 
 
@@ -124,6 +124,7 @@ ROW_VALUE = {
     "frames": lambda factors: int(factors["frames"].removeprefix("T")),
     "tvp": lambda factors: factors["tvp"].removeprefix("tvp-"),
     "motion": lambda factors: factors["motion"] == "motion",
+    "descriptions": lambda factors: factors["text"] == "text-descriptions",
 }
 
 
@@ -150,6 +151,58 @@ def build_report(runs: list[dict[str, Any]], expected: dict[str, Any]) -> list[d
             cells.append({**cell, "row": label, "paper": paper,
                           "diff": None if paper is None else cell["mean"] - paper})  # fmt: skip
     return cells
+
+
+def efficiency_cells(infos: list[dict[str, Any]], expected: dict[str, Any]) -> list[dict[str, Any]]:
+    """Table 7 from `ezclip info --throughput` JSON: each number says how it was counted or measured."""
+    (paper_row,) = expected["rows"]
+    paper = paper_row["cells"]["efficiency"]
+    cells = []
+    for info in infos:
+        row = f"backbone={info['backbone']}, frames={info['num_frames']}"
+        if (info["backbone"], info["num_frames"]) != (paper_row["backbone"], paper_row["frames"]):
+            raise ValueError(f"table 7 is for {paper_row['backbone']} at {paper_row['frames']} frames, got {row}")
+        params, flops, speed = info["parameters"], info["flops_per_view"], info.get("throughput")
+        values = [
+            (
+                "GFLOPs",
+                flops["linear_conv_gmacs"],
+                f"G multiply-accumulates of nn.Linear + nn.Conv2d per view (fvcore-style); every product: "
+                f"{flops['full_gmacs']:.1f}, as executed: {flops['executed_gmacs']:.1f}",
+            ),
+            (
+                "total params (M)",
+                params["vision_total"] / 1e6,
+                f"vision tower + prompts + vision adapters; with the text tower: {params['total'] / 1e6:.1f}",
+            ),
+            ("tunable params (M)", params["trainable"] / 1e6, "prompts + adapters of both towers"),
+        ]
+        if speed:
+            where = speed.get("device_name", speed["device"])
+            values.insert(
+                1,
+                (
+                    "TP (views/s)",
+                    speed["ezclip_views_per_s"],
+                    f"{where}, batch {speed['batch_size']}, {speed['dtype']}; plain CLIP frames + mean: "
+                    f"{speed['plain_views_per_s']:.1f} views/s",
+                ),
+            )
+        for metric, value, how in values:
+            cells.append(
+                {
+                    "row": row,
+                    "dataset": "—",
+                    "metric": metric,
+                    "mean": value,
+                    "std": None,
+                    "n": 1,
+                    "variant": how,
+                    "paper": paper[metric],
+                    "diff": value - paper[metric],
+                }
+            )
+    return cells  # fmt: skip
 
 
 def write_report(cells: list[dict[str, Any]], expected: dict[str, Any], out: Path) -> list[Path]:
@@ -195,7 +248,7 @@ def _plot(cells: list[dict[str, Any]], expected: dict[str, Any], path: Path) -> 
            yerr=[c["std"] or 0 for c in cells])  # fmt: skip
     ax.bar([i + 0.2 for i in x], [c["paper"] or 0 for c in cells], 0.4, label="paper")
     ax.set_xticks(list(x), labels, fontsize=7)
-    ax.set_ylabel("top-1 (%)")
+    ax.set_ylabel(expected.get("unit", "top-1 (%)"))
     ax.set_title(expected["title"], fontsize=9)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -204,7 +257,12 @@ def _plot(cells: list[dict[str, Any]], expected: dict[str, Any], path: Path) -> 
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("runs", nargs="+", type=Path, help="run folders, multirun folders or results.json files")
+    parser.add_argument(
+        "runs",
+        nargs="+",
+        type=Path,
+        help="run folders, multirun folders or results.json files (table 7: efficiency.json)",
+    )
     parser.add_argument("--table", type=int, required=True, help="the paper's table number (experiments/tableN)")
     parser.add_argument("--expected", type=Path, default=None, help="default: experiments/table<N>/expected.json")
     parser.add_argument("--out", type=Path, default=Path("outputs/reports"))
@@ -215,7 +273,10 @@ def run(args: argparse.Namespace) -> int:
     if not expected_path.is_file():
         raise FileNotFoundError(f"no expected numbers for table {args.table}: {expected_path}")
     expected = json.loads(expected_path.read_text())
-    cells = build_report(find_results(args.runs), expected)
+    if expected["protocol"] == "efficiency":
+        cells = efficiency_cells(find_results(args.runs, "efficiency.json"), expected)
+    else:
+        cells = build_report(find_results(args.runs), expected)
     written = write_report(cells, expected, args.out)
     print(written[0].read_text())
     print("wrote " + ", ".join(str(p) for p in written))

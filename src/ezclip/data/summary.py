@@ -2,8 +2,9 @@
 
 Composes the same config as `ezclip train` with the same overrides, then for every split (train,
 val, each test set) reports the number of videos, of classes in its label CSV, of classes that
-have videos, and of listed files that do not exist, so a dataset can be checked before a
-50-epoch run. One JSON object on stdout; exit status 1 when anything is missing or unreadable.
+have videos, and of listed files that do not exist, and checks that every class has its text (a
+description when the source is descriptions), so a dataset can be checked before a 50-epoch run.
+One JSON object on stdout; exit status 1 when anything is missing or unreadable.
 """
 
 from __future__ import annotations
@@ -35,13 +36,19 @@ def compose_data_config(config_name: str, overrides: list[str]):
 
 
 def summarize_split(
-    list_file: str, labels: str, root: str, show_missing: int, exclude: str | None = None
+    list_file: str, labels: str, root: str, show_missing: int, exclude: str | None = None, text: dict | None = None
 ) -> dict[str, Any]:
     from ezclip.data.lists import apply_exclusions, read_exclusions, read_labels, read_list
+    from ezclip.data.text import class_texts
 
-    summary: dict[str, Any] = {"list": list_file, "labels": labels, "root": root}
+    text = text or {}
+    source = text.get("source", "names")
+    summary: dict[str, Any] = {"list": list_file, "labels": labels, "root": root, "text": source}
+    if source == "descriptions":
+        summary["descriptions"] = text.get("descriptions")
     try:
         names = read_labels(labels)
+        class_texts(names, source, text.get("templates"), text.get("descriptions"), text.get("on_missing", "error"))
         entries = read_list(list_file, num_classes=len(names))
         if exclude:
             entries, summary["excluded"] = apply_exclusions(entries, read_exclusions(exclude))
@@ -62,7 +69,7 @@ def summarize(datamodule, show_missing: int = 5) -> dict[str, Any]:
     """Per split of a (not set up) VideoDataModule: videos, classes, missing files."""
     return {
         name if name in ("train", "val") else f"test/{name}": summarize_split(
-            spec["list"], spec["labels"], spec["root"], show_missing, datamodule.hparams.exclude
+            spec["list"], spec["labels"], spec["root"], show_missing, datamodule.hparams.exclude, spec["text"]
         )
         for name, spec in datamodule.splits().items()
     }

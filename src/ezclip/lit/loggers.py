@@ -37,7 +37,9 @@ def ablation_factors(cfg) -> dict[str, str]:
     model, data = cfg.model, cfg.data
     text = data.get("text", {}) or {}
     protocol = cfg.get("protocol") or {}
-    setting = [f"{k}{protocol[k]}" for k in ("seed", "shots", "split") if k in protocol]
+    # The variant (e.g. all_base_samples, authors_split1_k600_232) tells apart runs of one protocol name.
+    setting = [str(protocol["variant"])] if "variant" in protocol else []
+    setting += [f"{k}{protocol[k]}" for k in ("seed", "shots", "split") if k in protocol]
     return {
         "backbone": str(model.get("backbone")),
         "frames": f"T{model.get('num_frames')}",

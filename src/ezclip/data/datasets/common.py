@@ -78,9 +78,25 @@ def read_lines(path: str | Path) -> list[tuple[int, str]]:
         return [(number, line.strip()) for number, line in enumerate(f, start=1) if line.strip()]
 
 
-def require_dir(path: str | Path) -> Path:
-    """The annotation folder as a Path; FileNotFoundError with the path when it is not a folder."""
+VIDEO_SUFFIXES = (".mp4", ".webm", ".mkv", ".avi")
+
+
+def find_videos(root: str | Path) -> dict[str, list[str]]:
+    """File name -> the POSIX paths relative to ``root`` of every video file of that name under it,
+    in sorted walk order (a name in several folders has several paths)."""
+    root = require_dir(root, "video folder")
+    found: dict[str, list[str]] = {}
+    for folder, subfolders, files in os.walk(root):
+        subfolders.sort()
+        for name in sorted(files):
+            if name.lower().endswith(VIDEO_SUFFIXES):
+                found.setdefault(name, []).append(Path(folder, name).relative_to(root).as_posix())
+    return found
+
+
+def require_dir(path: str | Path, what: str = "annotation folder") -> Path:
+    """The folder as a Path; FileNotFoundError with the path when it is not a folder."""
     path = Path(path)
     if not path.is_dir():
-        raise FileNotFoundError(f"{path}: annotation folder not found")
+        raise FileNotFoundError(f"{path}: {what} not found")
     return path
