@@ -24,6 +24,7 @@ PROTOCOLS = [
     *[(d, "few_shot") for d in ("hmdb51", "ucf101", "ssv2")],
     *[(d, "base2novel_all") for d in ("k400", "ssv2")],
     ("k400", "zero_shot_authors"),
+    *[(d, "fully_supervised") for d in ("ucf101", "ssv2")],
 ]
 
 
@@ -40,6 +41,13 @@ def data_dir(tmp_path_factory) -> Path:
             path.write_text("id,name\n" + "".join(f"{i},{name}\n" for i, name in enumerate(CLASSES)))
         else:
             path.write_text("a.mp4 0\nb.mp4 1\na.mp4 2\nb.mp4 1\n")
+    # Converted official lists (protocol=fully_supervised): split files for UCF101, one pair for SSv2.
+    for dataset, (train, test) in {"ucf101": ("train1.txt", "test1.txt"), "ssv2": ("train.txt", "val.txt")}.items():
+        lists = data / dataset / "lists"
+        lists.mkdir(parents=True)
+        (lists / "labels.csv").write_text("id,name\n" + "".join(f"{i},{name}\n" for i, name in enumerate(CLASSES)))
+        (lists / train).write_text("a.mp4 0\nb.mp4 1\na.mp4 2\nb.mp4 1\n")
+        (lists / test).write_text("b.mp4 0\na.mp4 1\nb.mp4 2\na.mp4 1\n")
     # The authors' K600 list as `ezclip data convert k600-authors` writes it (protocol=zero_shot_authors).
     (data / "k600" / "lists").mkdir(parents=True)
     (data / "k600" / "lists" / "test_exclusive.txt").write_text("a.mp4 0\nb.mp4 1\na.mp4 2\nb.mp4 1\n")
@@ -64,6 +72,7 @@ def test_summary_of_every_protocol(data_dir, capsys, dataset, protocol):
         "base2novel_all": {"train", "test/base", "test/novel"},
         "few_shot": {"train", "test/all_classes"},
         "zero_shot_authors": {"train", "test/hmdb51_split1", "test/ucf101_split1", "test/k600"},
+        "fully_supervised": {"train", "test/test"},
     }[protocol]
     assert set(out["splits"]) == expected
     for split in out["splits"].values():
@@ -131,9 +140,7 @@ def test_ssv2_never_flips(data_dir):
         assert compose("train", overrides=["data=ssv2"]).data.horizontal_flip is False
 
 
-@pytest.mark.parametrize(
-    "dataset, protocol", [("k400", "zero_shot"), ("k400", "zero_shot_authors"), ("hmdb51", "base2novel")]
-)
+@pytest.mark.parametrize("dataset, protocol", PROTOCOLS)
 def test_fast_dev_run_of_a_protocol(data_dir, tmp_path, dataset, protocol):
     from hydra import compose, initialize_config_dir
 
@@ -154,10 +161,12 @@ def test_fast_dev_run_of_a_protocol(data_dir, tmp_path, dataset, protocol):
         )  # fmt: skip
     train(cfg)
     results = json.loads((tmp_path / "results.json").read_text())
-    assert results["factors"]["protocol"].startswith(protocol.removesuffix("_authors"))
-    if protocol == "zero_shot_authors":
-        assert results["factors"]["protocol"] == "zero_shot-authors_split1_k600_232"
-    expected_sets = {"zero_shot": 9, "zero_shot_authors": 3}.get(protocol, 2)
+    # A variant keeps its protocol's name and is told apart by its variant.
+    name, variant = {"zero_shot_authors": ("zero_shot", "authors_split1_k600_232"),
+                     "base2novel_all": ("base2novel", "all_base_samples")}.get(protocol, (protocol, None))  # fmt: skip
+    assert results["config"]["protocol"]["name"] == name
+    assert results["factors"]["protocol"].startswith(f"{name}-{variant}" if variant else name)
+    expected_sets = {"zero_shot": 9, "zero_shot_authors": 3, "few_shot": 1, "fully_supervised": 1}.get(protocol, 2)
     assert len(results["test"]) == expected_sets
     assert all(r["num_videos"] == 4 and r["num_skipped"] == 0 for r in results["test"].values())
 
