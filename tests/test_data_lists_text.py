@@ -101,6 +101,20 @@ def test_authors_gpt3_csv_quirks(tmp_path):
     assert "yo yo" not in descriptions  # empty text counts as missing
 
 
+def test_authors_k600_csv_with_crlf_records_and_lf_inside_cells(tmp_path):
+    # As in their kinetics_600_labels_exclusive_discription_new.csv: CRLF ends each record, the
+    # quoted cells keep bare LF line breaks (even a blank line), and quotes inside are doubled.
+    csv = tmp_path / "k600.csv"
+    csv.write_bytes(
+        b"SNo,Class Name,GPT3 discription\r\n"
+        b'1,opening bottle (not wine),"\n\nOpening a bottle is...\n\nIt is ""easy""."\r\n'
+        b'2,abseiling,"\n\nAbseiling is a descent."\r\n'
+    )
+    descriptions = read_descriptions(csv)
+    assert descriptions["opening bottle (not wine)"] == 'Opening a bottle is...\n\nIt is "easy".'
+    assert descriptions["abseiling"] == "Abseiling is a descent."
+
+
 def test_descriptions_missing_error_lists_classes(tmp_path):
     csv = write(tmp_path / "d.csv", "id,name,description\n0,apply eye makeup,Eyes.\n")
     with pytest.raises(DescriptionsError, match=r"2 of 3 classes: \['pull_ups', 'Yo Yo'\]"):
