@@ -29,10 +29,7 @@ DATA_COMMANDS = {
     "convert": ("ezclip.data.datasets.convert", "official UCF101/HMDB51/Kinetics/SSv2 annotations -> project lists"),
     "fetch-splits": ("ezclip.data.splits", "download and verify the pinned public split/label/description files"),
     "describe": ("ezclip.data.descriptions", "class descriptions from an OpenAI-compatible chat endpoint"),
-    "flatten": (
-        "ezclip.data.flatten",
-        "link a release's videos into one folder (ViFi HMDB/UCF paths)",
-    ),
+    "flatten": ("ezclip.data.flatten", "link a release's videos into one flat folder (ViFi HMDB/UCF lists)"),
     "summary": ("ezclip.data.summary", "videos, classes and missing files per split, without decoding"),
     "check": ("ezclip.data.check", "decode one clip of every video; report (and exclude) unreadable ones"),
 }

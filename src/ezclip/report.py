@@ -189,20 +189,9 @@ def efficiency_cells(infos: list[dict[str, Any]], expected: dict[str, Any]) -> l
                 ),
             )
         for metric, value, how in values:
-            cells.append(
-                {
-                    "row": row,
-                    "dataset": "—",
-                    "metric": metric,
-                    "mean": value,
-                    "std": None,
-                    "n": 1,
-                    "variant": how,
-                    "paper": paper[metric],
-                    "diff": value - paper[metric],
-                }
-            )
-    return cells  # fmt: skip
+            cells.append({"row": row, "dataset": "—", "metric": metric, "mean": value, "std": None, "n": 1,
+                          "variant": how, "paper": paper[metric], "diff": value - paper[metric]})  # fmt: skip
+    return cells
 
 
 def write_report(cells: list[dict[str, Any]], expected: dict[str, Any], out: Path) -> list[Path]:

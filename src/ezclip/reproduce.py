@@ -101,15 +101,8 @@ def main(argv: list[str] | None = None) -> int:
             # One folder per sweep: Hydra numbers each sweep's jobs from 0.
             folder = sweep_dir if len(sweeps) == 1 else sweep_dir / f"sweep{number}"
             values = [f"{key}={','.join(v)}" for key, v in sweep.items()]
-            command = [
-                sys.executable,
-                "-m",
-                "ezclip.train",
-                "-m",
-                *values,
-                *args.overrides,
-                f"hydra.sweep.dir={folder}",
-            ]
+            command = [sys.executable, "-m", "ezclip.train", "-m", *values, *args.overrides,
+                       f"hydra.sweep.dir={folder}"]  # fmt: skip
             subprocess.run(command, check=True)
         runs = sweep_dir
     report = [sys.executable, "-m", "ezclip.cli", "report", str(runs), "--table", str(args.table),
