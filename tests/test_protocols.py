@@ -7,6 +7,7 @@ the lists point at 2 real mp4 files per dataset, and one listed video is missing
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -196,3 +197,29 @@ def test_data_check_finds_unreadable_videos_and_its_exclusions_are_honoured(data
     assert exclusions.read_text().split() == ["b.mp4", "c.mp4", "missing.mp4"]
     code, out = summary(data_dir, capsys, *overrides[:-1], f"data.exclude={exclusions}")
     assert code == 0  # the listed-but-missing video is excluded too
+
+
+def test_reproduce_runs_a_table_end_to_end_on_the_fake_layout(data_dir, tmp_path, monkeypatch):
+    """`python -m ezclip.reproduce 11`: both of Table 11's sweeps as real Hydra multiruns, then its report."""
+    import subprocess
+    import sys
+
+    from helpers import TINY_CONFIG
+
+    config = tmp_path / "ezclip-test-reproduce.json"
+    config.write_text(json.dumps(TINY_CONFIG))
+    shrink = [
+        f"paths.data_dir={data_dir}", f"model.backbone={config}", "model.pretrained=null",
+        "model.force_quick_gelu=false", "model.grad_checkpointing=false", "trainer=cpu", "data.image_size=32",
+        "data.resize_size=32", "data.num_frames=4", "data.num_workers=0", "data.batch_size=2",
+        "+trainer.fast_dev_run=true", "callbacks=none", "trainer.enable_progress_bar=false",
+    ]  # fmt: skip
+    env = {**os.environ, "EZCLIP_OUTPUTS": str(tmp_path / "outputs")}
+    command = [sys.executable, "-m", "ezclip.reproduce", "11", *shrink]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (sweep,) = (tmp_path / "outputs" / "table11").iterdir()
+    assert len(list(sweep.rglob("results.json"))) == 5
+    rows = {line.split(" | ")[0] for line in (sweep / "report" / "table11.md").read_text().splitlines()[4:-2]}
+    assert rows == {f"| tvp={t}, motion={m}" for t, m in
+                    (("off", False), ("off", True), ("deep", False), ("deep", True), ("first", True))}  # fmt: skip
