@@ -33,9 +33,10 @@ test: $(VENV)/.installed ## run the fast tests (skips @slow)
 test-full: $(VENV)/.installed ## run every test, slow ones included
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-lint: $(VENV)/.installed ## ruff check + format check
+lint: $(VENV)/.installed ## ruff check + format check + the layer contract (import-linter)
 	$(BIN)/ruff check src tests
 	$(BIN)/ruff format --check src tests
+	$(BIN)/lint-imports
 
 bench: $(VENV)/.installed ## model speed/memory ratios on this machine (prints a table)
 	$(BIN)/python -m ezclip.bench

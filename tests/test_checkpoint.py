@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ezclip.models import build_ezclip, load_checkpoint, load_trainable_state, save_checkpoint
+from ezclip.models import (
+    build_ezclip,
+    checkpoint_format,
+    load_model,
+    load_trainable_state,
+    read_checkpoint,
+    save_checkpoint,
+)
 from ezclip.models.backbone import create_clip
 from helpers import TINY, TINY_FRAMES, random_video, randomize_trainables
 
@@ -28,7 +35,7 @@ def test_round_trip(tmp_path, pretrained_file):
     assert not any(k.startswith("clip.") for k in payload["state_dict"])
     assert path.stat().st_size < 1_000_000
 
-    loaded = load_checkpoint(path).eval()
+    loaded = load_model(path).eval()
     video, tokens = random_video(), model.tokenize(["a", "b"])
     with torch.no_grad():
         torch.testing.assert_close(loaded(video, tokens), model(video, tokens))
@@ -69,10 +76,20 @@ def test_other_backbone_is_refused(tmp_path):
         load_trainable_state(model, path)
 
 
-def test_non_checkpoints_are_refused(tmp_path):
-    path = tmp_path / "authors.pt"
-    torch.save({"epoch": 1, "model_state_dict": {}}, path)
-    with pytest.raises(ValueError, match="load_official_checkpoint"):
-        load_checkpoint(path)
+def test_files_of_no_known_format_are_refused_naming_the_formats(tmp_path):
+    path = tmp_path / "other.pt"
+    torch.save({"weights": torch.zeros(2)}, path)
+    assert checkpoint_format(path) is None
+    with pytest.raises(ValueError, match="none of the checkpoint formats.*Lightning.*authors"):
+        load_model(path)
     with pytest.raises(FileNotFoundError):
-        load_checkpoint(tmp_path / "missing.pt")
+        load_model(tmp_path / "missing.pt")
+
+
+def test_formats_are_recognised_by_content_not_by_name(tmp_path):
+    model = build_ezclip(TINY, num_frames=TINY_FRAMES)
+    ours = save_checkpoint(model, tmp_path / "looks_like_lightning.ckpt")
+    authors = tmp_path / "model.pt"
+    torch.save({"epoch": 1, "model_state_dict": {}, "optimizer_state_dict": {}}, authors)
+    assert checkpoint_format(ours) == "ezclip" and read_checkpoint(ours).config == model.config
+    assert checkpoint_format(authors) == "authors" and read_checkpoint(authors).config is None

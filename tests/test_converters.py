@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from ezclip.cli import main
-from ezclip.data.datasets import convert as convert_cli
-from ezclip.data.datasets import hmdb51, kinetics, ssv2, ucf101
-from ezclip.data.datasets.common import AnnotationError
 from ezclip.data.lists import read_labels, read_list
+from ezclip.prep import convert as convert_cli
+from ezclip.prep.formats import hmdb51, kinetics, ssv2, ucf101
+from ezclip.prep.formats.common import AnnotationError
 
 
 def lines_of(path: Path) -> list[str]:
@@ -295,7 +295,7 @@ def test_cli_convert_prints_counts_and_reports_errors_in_one_line(tmp_path, caps
 
 
 def test_labels_csv_quotes_names_with_commas(tmp_path):
-    from ezclip.data.datasets.common import Conversion
+    from ezclip.prep.formats.common import Conversion
 
     Conversion(["a, b", "c"]).write(tmp_path)
     assert read_labels(tmp_path / "labels.csv") == ["a, b", "c"]

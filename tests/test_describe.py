@@ -11,8 +11,8 @@ from collections.abc import Iterator
 import pytest
 
 from ezclip.cli import main
-from ezclip.data import descriptions
 from ezclip.data.text import read_descriptions
+from ezclip.prep import describe
 
 KEY = "sk-test-SECRET-0123456789"
 MODEL = "tiny-chat"
@@ -143,10 +143,10 @@ def test_connection_refused_is_retried_then_reported(tmp_path):
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Endpoint)
     port = httpd.server_address[1]
     httpd.server_close()
-    endpoint = descriptions.Endpoint(f"http://127.0.0.1:{port}/v1", MODEL, KEY, timeout=5)
+    endpoint = describe.Endpoint(f"http://127.0.0.1:{port}/v1", MODEL, KEY, timeout=5)
     assert KEY not in repr(endpoint)
-    with pytest.raises(descriptions.DescribeError, match="127.0.0.1") as error:
-        descriptions.describe(endpoint, "describe wave", max_retries=1, delay=0)
+    with pytest.raises(describe.DescribeError, match="127.0.0.1") as error:
+        describe.describe(endpoint, "describe wave", max_retries=1, delay=0)
     assert KEY not in str(error.value)
 
 

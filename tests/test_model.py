@@ -76,7 +76,7 @@ def test_prompted_layers(tvp):
 
 
 def _reference_encode_frames(model: EZCLIP, video: torch.Tensor) -> torch.Tensor:
-    """DESIGN.md section 4 written out step by step on open_clip's own modules (eval mode)."""
+    """docs/design.md §3 written out step by step on open_clip's own modules (eval mode)."""
     visual = model.clip.visual
     B, T = video.shape[:2]
     x = visual.conv1(video.flatten(0, 1)).flatten(2).transpose(1, 2)

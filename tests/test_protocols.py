@@ -14,7 +14,7 @@ import pytest
 
 from data_helpers import make_video
 from ezclip.cli import main
-from ezclip.data.splits import read_resources
+from ezclip.prep.splits import read_resources
 from helpers import TINY
 
 CLASSES = ["brush hair", "cartwheel", "dive"]
@@ -135,9 +135,9 @@ def test_summary_counts_missing_videos_and_missing_files(data_dir, capsys, tmp_p
 def test_ssv2_never_flips(data_dir):
     from hydra import compose, initialize_config_dir
 
-    from ezclip.config import CONFIG_DIR
+    from ezclip.runs.config import config_dir
 
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
         assert compose("train", overrides=["data=ssv2"]).data.horizontal_flip is False
 
 
@@ -145,11 +145,10 @@ def test_ssv2_never_flips(data_dir):
 def test_fast_dev_run_of_a_protocol(data_dir, tmp_path, dataset, protocol):
     from hydra import compose, initialize_config_dir
 
-    from ezclip.config import CONFIG_DIR, register_resolvers
+    from ezclip.runs.config import config_dir
     from ezclip.train import train
 
-    register_resolvers()
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
         cfg = compose(
             "train",
             overrides=[
@@ -184,8 +183,8 @@ def test_data_check_finds_unreadable_videos_and_its_exclusions_are_honoured(data
     make_garbage(videos / "c.mp4")
     (lists / "train1.txt").write_text("a.mp4 0\nb.mp4 1\nc.mp4 1\nmissing.mp4 0\n")
     (lists / "test1.txt").write_text("a.mp4 0\n")
-    overrides = ["data=ucf101", "protocol=fully_supervised", f"data.root={videos}", f"data.files.converted_dir={lists}",
-                 f"paths.data_dir={data_dir}", "data.num_frames=4"]  # fmt: skip
+    overrides = ["data=ucf101", "protocol=fully_supervised", f"data.root={videos}",
+                 f"dataset.files.converted_dir={lists}", f"paths.data_dir={data_dir}", "data.num_frames=4"]  # fmt: skip
     exclusions = tmp_path / "exclude.txt"
     code = main(
         ["data", "check", *overrides, "--workers", "2", "--timeout", "20", "--write-exclusions", str(exclusions)]

@@ -131,14 +131,14 @@ JOB_COUNTS = {1: 4, 2: 12, 3: 4 * 3, 4: 3 * 4, 5: 4 * 4, 6: 3 * 2, 7: 1, 10: 2, 
 def test_every_table_has_its_jobs_and_every_job_composes(capsys):
     from hydra import compose, initialize_config_dir
 
-    from ezclip.config import CONFIG_DIR
-    from ezclip.reproduce import EFFICIENCY_TABLE, jobs
+    from ezclip.reproduce import jobs
+    from ezclip.runs.config import config_dir
 
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
         for table, count in JOB_COUNTS.items():
             planned = jobs(table)
             assert len(planned) == len({tuple(job) for job in planned}) == count, table
-            if table == EFFICIENCY_TABLE:
+            if planned[0][:2] == ["ezclip", "info"]:  # Table 7 measures; it trains nothing
                 continue
             for job in planned:
                 cfg = compose("train", overrides=job)

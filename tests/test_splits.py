@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from ezclip.cli import main
-from ezclip.data import splits
+from ezclip.prep import splits
 
 COMMIT = "0" * 40
 GOOD = b"a/v1.avi 0\nb/v2.avi 1\n"

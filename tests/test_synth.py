@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from ezclip.data import synth
+from ezclip.demo import synth
 
 SIZE, FRAMES = 32, 8
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,12 +15,12 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
 
-from ezclip.config import CONFIG_DIR, register_resolvers
 from ezclip.eval import evaluate
+from ezclip.runs.config import config_dir
 from ezclip.train import train
 from helpers import TINY
 
-EXPERIMENTS = sorted(p.stem for p in (CONFIG_DIR / "experiment").glob("*.yaml"))
+EXPERIMENTS = sorted(p.stem for p in (config_dir() / "experiment").glob("*.yaml"))
 EVAL_QUIET = ["trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
 QUIET = ["callbacks=none", *EVAL_QUIET]
 FAST = ["+trainer.fast_dev_run=true", *QUIET]
@@ -25,7 +28,7 @@ FAST = ["+trainer.fast_dev_run=true", *QUIET]
 
 @pytest.fixture(scope="session")
 def synth_dir(tmp_path_factory) -> Path:
-    from ezclip.data.synth import generate
+    from ezclip.demo.synth import generate
 
     out = tmp_path_factory.mktemp("synthmotion")
     generate(out, videos_per_class=2, val_per_class=1, test_per_class=2, size=32, frames=8, seed=0, progress=False)
@@ -34,8 +37,7 @@ def synth_dir(tmp_path_factory) -> Path:
 
 def shrunk(config_name: str, out: Path, synth: Path, overrides: list[str] = ()):
     """The real config, pointed at tmp folders and the tiny backbone."""
-    register_resolvers()
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
         return compose(
             config_name=config_name,
             overrides=[
@@ -79,7 +81,7 @@ def test_fast_dev_run_train_then_eval_from_the_exported_checkpoint(tmp_path, syn
         shrunk("eval", tmp_path / "eval", synth_dir, ["+trainer.fast_dev_run=true", *EVAL_QUIET, f"ckpt={model_pt}"])
     )
     evaluated = results(tmp_path / "eval")
-    assert evaluated["checkpoint"] == str(model_pt)
+    assert evaluated["checkpoint"]["path"] == str(model_pt) and evaluated["checkpoint"]["format"] == "ezclip"
     assert evaluated["test"]["synthmotion"]["num_videos"] == 8
 
 
@@ -108,12 +110,21 @@ def test_short_training_writes_logs_checkpoints_and_results(tmp_path, synth_dir)
     assert "prompts.embeddings" in "".join(last["state_dict"])
     assert last["optimizer_states"] and last["lr_schedulers"]
 
+    # eval reads either file by its content and rebuilds the same model from it
+    for name in ("last.ckpt", "model.pt"):
+        ckpt = run / "checkpoints" / name
+        evaluate(shrunk("eval", tmp_path / name, synth_dir, [*EVAL_QUIET, f"ckpt={ckpt}", "model.tvp=off"]))
+    from_lightning, from_ours = results(tmp_path / "last.ckpt"), results(tmp_path / "model.pt")
+    assert from_lightning["checkpoint"]["format"] == "lightning" and from_ours["checkpoint"]["format"] == "ezclip"
+    assert from_lightning["config"]["model"]["tvp"] == "deep"  # the checkpoint's, not the command line's
+    assert from_lightning["test"] == from_ours["test"]
+
 
 class Interrupt(Exception):
     pass
 
 
-def test_resume_after_an_interruption_equals_an_uninterrupted_run(tmp_path, synth_dir):
+def test_resume_after_an_interruption_equals_an_uninterrupted_run(tmp_path, synth_dir, monkeypatch):
     import lightning as L
 
     base = ["trainer.max_epochs=3", "callbacks=default", "model.drop_path=0.1", "model.prompt_dropout=0.1"]
@@ -126,15 +137,13 @@ def test_resume_after_an_interruption_equals_an_uninterrupted_run(tmp_path, synt
 
     interrupted = tmp_path / "interrupted"
     cfg = shrunk("train", interrupted, synth_dir, base)
-    from ezclip import train as train_module
+    from ezclip.runs import config
 
-    original = train_module.instantiate_callbacks
-    train_module.instantiate_callbacks = lambda c: original(c) + [StopInEpoch()]
-    try:
+    original = config.instantiate_callbacks
+    with monkeypatch.context() as patch:
+        patch.setattr(config, "instantiate_callbacks", lambda c: original(c) + [StopInEpoch()])
         with pytest.raises(Interrupt):
             train(cfg)
-    finally:
-        train_module.instantiate_callbacks = original
     assert (interrupted / "checkpoints" / "last.ckpt").is_file()
     train(shrunk("train", interrupted, synth_dir, [*base, "ckpt_path=last"]))
 
@@ -256,7 +265,7 @@ def test_adaptation_beats_the_frozen_backbone_by_the_demo_margin(tmp_path):
     The demo measured +3.2 to +4.1 top-1 points over the frozen nano-CLIP's zero-shot accuracy
     (9.5% on 11 classes); this checks the adapted model keeps at least +2 points.
     """
-    from ezclip.demo import VARIANTS, run_demo
+    from ezclip.demo.run import VARIANTS, run_demo
 
     rows = run_demo(tmp_path / "demo", tmp_path / "data", tmp_path / "cache", variants=VARIANTS[1:2])
     zero_shot, adapted = rows
@@ -296,3 +305,23 @@ def test_ddp_evaluation_counts_every_video_exactly_once(tmp_path, synth_dir):
     assert ddp["test"]["synthmotion"]["top1"] == pytest.approx(single["test"]["synthmotion"]["top1"])
     predictions = np.load(tmp_path / "ddp" / "predictions" / "synthmotion.npz")
     assert sorted(predictions["index"].tolist()) == list(range(7))  # each video once, from both ranks
+
+
+def _ezclip_train(cwd: Path, *overrides: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "EZCLIP_CACHE": str(cwd / "cache")}
+    command = [sys.executable, "-m", "ezclip.train", *overrides]
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_a_bare_train_stops_at_once_saying_what_to_choose(tmp_path):
+    # The defaults pair the 64 px SynthMotion data with ViT-B/16 (224 px): refused before any weights are fetched.
+    result = _ezclip_train(tmp_path)
+    assert result.returncode == 1, result.stderr
+    assert "data.image_size=64" in result.stderr and "experiment=demo" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_demo_files_name_the_command_that_makes_them(tmp_path):
+    result = _ezclip_train(tmp_path, "experiment=demo")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "ezclip-nano.json does not exist: make it with `ezclip pretrain-nano`" in result.stderr

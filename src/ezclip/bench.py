@@ -118,43 +118,6 @@ def run_benchmark(backbones, frames: int, repeats: int, num_texts: int, text_wor
     return rows
 
 
-def throughput(backbone: str, frames: int, batch_size: int, device: str, repeats: int = 10, **options) -> dict:
-    """Inference throughput in views per second (one view = one clip of ``frames`` frames), Table 7's TP.
-
-    EZ-CLIP's ``encode_video`` and, for reference, plain open_clip frame encoding + temporal mean, on
-    ``batch_size`` random views; fp16 autocast on CUDA, fp32 on CPU. Median over ``repeats`` after
-    two warm-up batches. Random weights: the cost does not depend on their values. ``options`` go to
-    ``build_ezclip`` (tvp, adapters, ...).
-    """
-    from ezclip.models import build_ezclip
-
-    torch.manual_seed(0)
-    model = build_ezclip(backbone, num_frames=frames, device=device, **options).eval()
-    size = model.image_size
-    video = torch.randn(batch_size, frames, 3, size, size, device=device)
-    cuda = device.startswith("cuda")
-    passes = {
-        "ezclip": lambda: model.encode_video(video),
-        "plain": lambda: model.clip.encode_image(video.flatten(0, 1)).view(batch_size, frames, -1).mean(1),
-    }
-    result = {"backbone": backbone, "frames": frames, "batch_size": batch_size, "device": device,
-              "dtype": "float16 autocast" if cuda else "float32", "repeats": repeats}  # fmt: skip
-    if cuda:
-        result["device_name"] = torch.cuda.get_device_name(torch.device(device))
-    for name, forward in passes.items():
-        times = []
-        for i in range(repeats + 2):
-            start = time.perf_counter()
-            with torch.no_grad(), torch.autocast(device_type="cuda", dtype=torch.float16, enabled=cuda):
-                forward()
-            if cuda:
-                torch.cuda.synchronize()
-            if i >= 2:
-                times.append(time.perf_counter() - start)
-        result[f"{name}_views_per_s"] = batch_size / statistics.median(times)
-    return result
-
-
 def format_table(rows: list[dict]) -> str:
     lines = [
         "| backbone | plain fwd (s) | EZ-CLIP fwd (s) | ratio (target <= 1.10) | train step (s) | "

@@ -1,9 +1,7 @@
 """The `ezclip` command: one entry point, one subcommand per job.
 
-ezclip train [hydra overrides]        ezclip eval ckpt=PATH [hydra overrides]
-ezclip predict VIDEO ... --labels ...  ezclip demo
-ezclip data synth --out DIR            ezclip pretrain-nano
-ezclip info --backbone ViT-B-16
+Only the chosen subcommand's module is imported, so `ezclip --help` and `ezclip X --help` stay
+fast: command modules import torch and friends inside their `run`, not at the top.
 """
 
 from __future__ import annotations
@@ -14,25 +12,63 @@ import logging
 import os
 import sys
 
-# Hydra apps: everything after the subcommand goes to Hydra untouched (overrides, -m, --help).
-HYDRA_APPS = {"train": "ezclip.train", "eval": "ezclip.eval"}
-# argparse subcommands: (module with add_arguments/run, help)
+from ezclip import __version__
+
+# Hydra apps: everything after the subcommand goes to Hydra untouched (overrides, -m, --help, --cfg).
+HYDRA_APPS = {
+    "train": ("ezclip.train", "train EZ-CLIP, then test the last epoch (Hydra overrides; -m for sweeps)"),
+    "eval": ("ezclip.eval", "test a checkpoint (ckpt=PATH, any format) or a configured model (Hydra overrides)"),
+}
+# argparse subcommands: name -> (module with add_arguments(parser) and run(args), one-line help)
 COMMANDS = {
-    "predict": ("ezclip.predict", "classify videos against class names"),
-    "demo": ("ezclip.demo", "the whole pipeline on SynthMotion with the nano-CLIP (CPU, ~10 min)"),
-    "pretrain-nano": ("ezclip.nano", "pretrain (or reuse) the demo's nano-CLIP backbone"),
-    "info": ("ezclip.info", "parameter and FLOP counts as JSON (Table 7 columns)"),
+    "predict": ("ezclip.predict", "classify your own videos against your own class names"),
+    "info": ("ezclip.info", "parameter and FLOP counts (and views/s) of a model, as JSON (Table 7)"),
     "report": ("ezclip.report", "a paper table from runs' results.json, beside the paper's numbers"),
+    "demo": ("ezclip.demo.run", "the whole pipeline on SynthMotion with the nano-CLIP, on the CPU"),
+    "pretrain-nano": ("ezclip.demo.nano", "pretrain (or reuse) the demo's nano-CLIP backbone"),
 }
 DATA_COMMANDS = {
-    "synth": ("ezclip.data.synth", "render the SynthMotion dataset"),
-    "convert": ("ezclip.data.datasets.convert", "official UCF101/HMDB51/Kinetics/SSv2 annotations -> project lists"),
-    "fetch-splits": ("ezclip.data.splits", "download and verify the pinned public split/label/description files"),
-    "describe": ("ezclip.data.descriptions", "class descriptions from an OpenAI-compatible chat endpoint"),
-    "flatten": ("ezclip.data.flatten", "link a release's videos into one flat folder (ViFi HMDB/UCF lists)"),
-    "summary": ("ezclip.data.summary", "videos, classes and missing files per split, without decoding"),
-    "check": ("ezclip.data.check", "decode one clip of every video; report (and exclude) unreadable ones"),
+    "synth": ("ezclip.demo.synth", "render the SynthMotion dataset (the demo's data)"),
+    "convert": ("ezclip.prep.convert", "official UCF101/HMDB51/Kinetics/SSv2 annotations -> project lists"),
+    "fetch-splits": ("ezclip.prep.splits", "download and verify the pinned public split/label/description files"),
+    "describe": ("ezclip.prep.describe", "class descriptions from an OpenAI-compatible chat endpoint"),
+    "flatten": ("ezclip.prep.flatten", "link a release's videos into one flat folder (ViFi HMDB/UCF lists)"),
+    "summary": ("ezclip.prep.summary", "videos, classes and missing files per split, without decoding"),
+    "check": ("ezclip.prep.check", "decode one clip of every video; report (and exclude) unreadable ones"),
 }
+
+
+def _first_positional(args: list[str]) -> str | None:
+    return next((a for a in args if not a.startswith("-")), None)
+
+
+def build_parser(argv: list[str]) -> tuple[argparse.ArgumentParser, dict[str, object]]:
+    """The parser, with the arguments of the subcommand named in `argv` only (its module imported)."""
+    parser = argparse.ArgumentParser(prog="ezclip", description="EZ-CLIP experiment framework")
+    parser.add_argument("-V", "--version", action="version", version=f"ezclip {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (_, help_text) in HYDRA_APPS.items():
+        commands.add_parser(name, help=help_text, add_help=False)
+    chosen = _first_positional(argv)
+    handlers: dict[str, object] = {}
+
+    def add(group, name: str, module_name: str, help_text: str, key: str, selected: bool) -> None:
+        sub = group.add_parser(name, help=help_text, description=help_text)
+        if selected:
+            module = importlib.import_module(module_name)
+            sub.description = module.__doc__ or help_text
+            sub.formatter_class = argparse.RawDescriptionHelpFormatter
+            module.add_arguments(sub)
+            handlers[key] = module.run
+
+    for name, (module_name, help_text) in COMMANDS.items():
+        add(commands, name, module_name, help_text, name, chosen == name)
+    data = commands.add_parser("data", help="dataset tools (synth, convert, fetch-splits, describe, ...)")
+    data_commands = data.add_subparsers(dest="data_command", required=True, metavar="DATA_COMMAND")
+    data_chosen = _first_positional(argv[argv.index("data") + 1 :]) if chosen == "data" else None
+    for name, (module_name, help_text) in DATA_COMMANDS.items():
+        add(data_commands, name, module_name, help_text, f"data {name}", data_chosen == name)
+    return parser, handlers
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,27 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] in HYDRA_APPS:
         # Become `python -m ezclip.train ...`: Lightning's DDP launcher starts the other ranks by
         # re-running __main__ with the same arguments, which must then be the Hydra app itself.
-        os.execv(sys.executable, [sys.executable, "-m", HYDRA_APPS[argv[0]], *argv[1:]])
+        os.execv(sys.executable, [sys.executable, "-m", HYDRA_APPS[argv[0]][0], *argv[1:]])
 
-    parser = argparse.ArgumentParser(prog="ezclip", description="EZ-CLIP experiment framework")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in HYDRA_APPS:
-        commands.add_parser(name, help=f"Hydra app: ezclip {name} --help", add_help=False)
-    handlers = {}
-    for name, (module_name, help_text) in COMMANDS.items():
-        module = importlib.import_module(module_name)
-        module.add_arguments(
-            commands.add_parser(
-                name, help=help_text, description=module.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-            )
-        )
-        handlers[name] = module.run
-    data = commands.add_parser("data", help="dataset tools").add_subparsers(dest="data_command", required=True)
-    for name, (module_name, help_text) in DATA_COMMANDS.items():
-        module = importlib.import_module(module_name)
-        module.add_arguments(data.add_parser(name, help=help_text))
-        handlers[f"data {name}"] = module.run
-
+    parser, handlers = build_parser(argv)
     args = parser.parse_args(argv)
     # Our own messages only: Lightning and Hydra print theirs through their own handlers.
     handler = logging.StreamHandler()
@@ -70,8 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     command = args.command if args.command != "data" else f"data {args.data_command}"
     try:
         return handlers[command](args)
-    except (ValueError, FileNotFoundError) as error:
-        # A user's mistake (bad name, path, shape): one line, no traceback.
+    except (ValueError, OSError) as error:
+        # A user's mistake (bad name, path, shape) or a failed file/network operation: one line, no traceback.
         print(f"ezclip {command}: error: {error}", file=sys.stderr)
         return 2
 

@@ -10,22 +10,22 @@ import argparse
 import json
 from pathlib import Path
 
-from ezclip.models import build_ezclip, count_flops, count_parameters
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backbone", default="ViT-B-16", help="open_clip model name or .json config")
     parser.add_argument("--frames", type=int, default=8, help="frames per video (T)")
     parser.add_argument("--tvp", choices=["deep", "first", "off"], default="deep", help="temporal prompts")
     parser.add_argument("--no-adapters", dest="adapters", action="store_false", help="leave out the adapters")
-    parser.add_argument("--adapter-ratio", type=float, default=0.25)
+    parser.add_argument("--adapter-ratio", type=float, default=0.25, help="adapter bottleneck width / tower width")
     parser.add_argument("--batch-size", type=int, default=1, help="videos per counted (and timed) forward")
-    parser.add_argument("--throughput", action="store_true", help="also measure views/s (see ezclip.bench)")
+    parser.add_argument("--throughput", action="store_true", help="also measure inference views/s of random weights")
     parser.add_argument("--device", default=None, help="for --throughput; default: cuda if available, else cpu")
     parser.add_argument("--out", type=Path, default=None, help="also write the JSON to this file")
 
 
 def model_info(backbone: str, frames: int, tvp: str, adapters: bool, adapter_ratio: float, batch_size: int = 1) -> dict:
+    from ezclip.models import build_ezclip, count_flops, count_parameters
+
     # Built on the meta device: no weights are allocated or downloaded, counting is shape-only.
     model = build_ezclip(
         backbone, num_frames=frames, tvp=tvp, adapters=adapters, adapter_ratio=adapter_ratio, device="meta"
@@ -54,11 +54,11 @@ def run(args: argparse.Namespace) -> int:
     if args.throughput:
         import torch
 
-        from ezclip.bench import throughput
+        from ezclip.models.accounting import measure_throughput
 
         device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
         switches = {"tvp": args.tvp, "adapters": args.adapters, "adapter_ratio": args.adapter_ratio}
-        info["throughput"] = throughput(args.backbone, args.frames, args.batch_size, device, **switches)
+        info["throughput"] = measure_throughput(args.backbone, args.frames, args.batch_size, device, **switches)
     text = json.dumps(info, indent=2)
     print(text)
     if args.out:

@@ -17,7 +17,6 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-EXPERIMENTS_DIR = Path(__file__).resolve().parents[2] / "experiments"
 # Factors that must agree within a cell (seed and split are what the cell aggregates over).
 CELL_FACTORS = ("backbone", "frames", "tvp", "motion", "text")
 
@@ -225,24 +224,27 @@ def write_report(cells: list[dict[str, Any]], expected: dict[str, Any], out: Pat
 
 
 def _plot(cells: list[dict[str, Any]], expected: dict[str, Any], path: Path) -> None:
-    import matplotlib
+    """Grouped bars: one group per (dataset, metric), one bar per paper row, the paper's value as a tick."""
+    from ezclip.runs.plots import grouped_bars
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    groups = list(dict.fromkeys(f"{c['dataset']} {c['metric']}".strip("— ") for c in cells))
+    rows = list(dict.fromkeys(c["row"] for c in cells))
+    at = {(f"{c['dataset']} {c['metric']}".strip("— "), c["row"]): c for c in cells}
 
-    labels = [f"{c['row']}\n{c['dataset']} {c['metric']}" for c in cells]
-    x = range(len(cells))
-    fig, ax = plt.subplots(figsize=(max(5, 0.7 * len(cells) + 2), 3.8))
-    ax.bar([i - 0.2 for i in x], [c["mean"] for c in cells], 0.4, label="ours",
-           yerr=[c["std"] or 0 for c in cells])  # fmt: skip
-    ax.bar([i + 0.2 for i in x], [c["paper"] or 0 for c in cells], 0.4, label="paper")
-    ax.set_xticks(list(x), labels, fontsize=7)
-    ax.set_ylabel(expected.get("unit", "top-1 (%)"))
-    ax.set_title(expected["title"], fontsize=9)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    def column(row: str, key: str) -> list[float | None]:
+        return [at[(g, row)][key] if (g, row) in at else None for g in groups]
+
+    unit = expected.get("unit", "top-1 (%)")
+    grouped_bars(
+        path,
+        groups,
+        {row: column(row, "mean") for row in rows},
+        errors={row: column(row, "std") for row in rows},
+        markers={row: column(row, "paper") for row in rows},
+        ylabel=unit,
+        title=expected["title"],
+        ylim=(0, 100) if "%" in unit else None,
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -254,11 +256,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--table", type=int, required=True, help="the paper's table number (experiments/tableN)")
     parser.add_argument("--expected", type=Path, default=None, help="default: experiments/table<N>/expected.json")
-    parser.add_argument("--out", type=Path, default=Path("outputs/reports"))
+    parser.add_argument("--out", type=Path, default=Path("outputs/reports"), help="where table<N>.{md,csv,png} go")
 
 
 def run(args: argparse.Namespace) -> int:
-    expected_path = args.expected or EXPERIMENTS_DIR / f"table{args.table}" / "expected.json"
+    from ezclip.runs.config import experiments_dir
+
+    expected_path = args.expected or experiments_dir() / f"table{args.table}" / "expected.json"
     if not expected_path.is_file():
         raise FileNotFoundError(f"no expected numbers for table {args.table}: {expected_path}")
     expected = json.loads(expected_path.read_text())

@@ -8,11 +8,8 @@ class has one or more texts whose embeddings are averaged.
 from __future__ import annotations
 
 import logging
-import math
 import random
 from collections.abc import Callable
-from dataclasses import fields
-from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -24,23 +21,11 @@ from torchmetrics import MeanMetric, MetricCollection, SumMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from ezclip.data.transforms import normalize_video
+from ezclip.lit.optim import decay_groups
 from ezclip.models import contrastive_loss, load_official_checkpoint, motion_loss
 from ezclip.models.ezclip import EZCLIP, EZCLIPConfig, build_from_config
 
 log = logging.getLogger(__name__)
-
-
-def warmup_cosine(optimizer: torch.optim.Optimizer, total_steps: int, warmup_fraction: float = 0.1):
-    """Linear warmup over `warmup_fraction` of the steps, then cosine decay to 0 (per step)."""
-    warmup = max(1, int(round(total_steps * warmup_fraction))) if warmup_fraction > 0 else 0
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        progress = (step - warmup) / max(1, total_steps - warmup)
-        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 def _accuracy_metrics(num_classes: int) -> MetricCollection:
@@ -66,23 +51,14 @@ class EvalSet(nn.Module):
 class EZCLIPModule(L.LightningModule):
     """EZ-CLIP with its losses, optimizer and evaluation.
 
-    The model arguments (`backbone` ... `attn_dropout`) go to `build_ezclip`; `contrastive` is
-    `ce` (all classes of the training label set) or `inbatch_kl` (the batch's classes);
-    `motion_loss` switches the motion loss on (weight `motion_weight`).
+    `net`: the model's settings, the fields of `EZCLIPConfig` (`backbone`, `pretrained`,
+    `num_frames`, `tvp`, `adapters`, ...); `official_checkpoint`: start from the authors' release
+    instead. `contrastive` is `ce` (all classes of the training label set) or `inbatch_kl` (the
+    batch's classes); `motion_loss` switches the motion loss on (weight `motion_weight`).
     """
 
     def __init__(
         self,
-        backbone: str,
-        pretrained: str | None = None,
-        force_quick_gelu: bool = False,
-        num_frames: int = 8,
-        tvp: str = "deep",
-        adapters: bool = True,
-        adapter_ratio: float = 0.25,
-        prompt_dropout: float = 0.1,
-        drop_path: float = 0.1,
-        attn_dropout: float = 0.1,
         contrastive: str = "ce",
         contrastive_weight: float = 1.0,
         motion_loss: bool = True,
@@ -94,6 +70,7 @@ class EZCLIPModule(L.LightningModule):
         decay_1d: bool = False,
         save_predictions: bool = True,
         official_checkpoint: str | None = None,
+        **net: Any,
     ):
         super().__init__()
         # Plain values only: optimizer/scheduler are partials, and checkpoints must load with weights_only=True.
@@ -101,16 +78,16 @@ class EZCLIPModule(L.LightningModule):
         self.make_optimizer, self.make_scheduler = optimizer, scheduler
         if contrastive not in ("ce", "inbatch_kl"):
             raise ValueError(f"model.contrastive must be 'ce' or 'inbatch_kl', got {contrastive!r}")
+        config = EZCLIPConfig.from_dict(net)  # the model's settings are EZCLIPConfig's fields, nothing else
         if official_checkpoint:
             # The authors' file fixes the architecture, tvp, T and the adapters itself.
             self.net: EZCLIP = load_official_checkpoint(official_checkpoint)
-            if self.net.num_frames != num_frames:
+            if self.net.num_frames != config.num_frames:
                 raise ValueError(
                     f"{official_checkpoint} is for T={self.net.num_frames} frames, the data gives "
-                    f"T={num_frames}: set data.num_frames={self.net.num_frames}"
+                    f"T={config.num_frames}: set data.num_frames={self.net.num_frames}"
                 )
         else:
-            config = EZCLIPConfig(**{f.name: self.hparams[f.name] for f in fields(EZCLIPConfig)})
             self.net = build_from_config(config)
         self.net.set_grad_checkpointing(grad_checkpointing)
         # Resume checkpoints hold the trainable tensors only: the backbone comes from `pretrained`.
@@ -137,13 +114,7 @@ class EZCLIPModule(L.LightningModule):
                 self.eval_sets[name] = EvalSet(len(texts)).to(self.device)
 
     def configure_optimizers(self):
-        decay, no_decay = [], []
-        for param in self.parameters():
-            if not param.requires_grad:
-                continue
-            (decay if param.ndim >= 2 or self.hparams.decay_1d else no_decay).append(param)
-        groups = [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
-        optimizer = self.make_optimizer(params=[g for g in groups if g["params"]])
+        optimizer = self.make_optimizer(params=decay_groups(self.parameters(), self.hparams.decay_1d))
         if self.make_scheduler is None:
             return optimizer
         scheduler = self.make_scheduler(optimizer=optimizer, total_steps=self.trainer.estimated_stepping_batches)
@@ -295,6 +266,8 @@ class EZCLIPModule(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Leave the frozen backbone out (it is rebuilt from `pretrained`): ~20 MB for B/16, not 600.
         checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if not k.startswith("net.clip.")}
+        # The network's own settings (with official_checkpoint they are read off the authors' file).
+        checkpoint["ezclip_config"] = self.net.config.to_dict()
         # Plain types only, so the checkpoint loads with weights_only=True.
         np_kind, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
         checkpoint["rng_states"] = {
@@ -313,8 +286,3 @@ class EZCLIPModule(L.LightningModule):
             np_kind, np_keys, np_pos, np_has_gauss, np_gauss = rng["numpy"]
             np.random.set_state((np_kind, np_keys.numpy().astype(np.uint32), np_pos, np_has_gauss, np_gauss))
             random.setstate(tuple(rng["python"][:1]) + (tuple(rng["python"][1]),) + tuple(rng["python"][2:]))
-
-
-def export_path(run_dir: str | Path) -> Path:
-    """Where a run's own-format checkpoint (for eval / predict) is written."""
-    return Path(run_dir) / "checkpoints" / "model.pt"

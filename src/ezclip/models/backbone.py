@@ -12,6 +12,8 @@ Pinned to open_clip 3.3.x (its main branch is a breaking 4.x refactor).
 from __future__ import annotations
 
 import copy
+import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,11 +35,6 @@ if not open_clip.__version__.startswith(SUPPORTED_OPEN_CLIP):
 
 # Tags whose weights were trained with QuickGELU: the backbone MLPs must use it too.
 QUICK_GELU_TAGS = ("openai",)
-
-# ezclip's own architectures (e.g. the demo's nano-CLIP), registered with open_clip on import.
-PROJECT_CONFIGS = Path(__file__).parent / "configs"
-if any(PROJECT_CONFIGS.glob("*.json")):
-    open_clip.add_model_config(PROJECT_CONFIGS)
 
 
 @dataclass(frozen=True)
@@ -71,6 +68,28 @@ def is_registered(name: str) -> bool:
     return name in open_clip.list_models()
 
 
+def architecture(backbone: str) -> dict[str, Any]:
+    """The open_clip architecture config of a model name or a JSON config file, without building it."""
+    if backbone.endswith(".json"):
+        path = Path(backbone)
+        if not path.is_file():
+            raise FileNotFoundError(f"open_clip model config not found: {path}")
+        return json.loads(path.read_text())
+    config = open_clip.get_model_config(backbone)
+    if config is None:
+        raise ValueError(
+            f"unknown backbone {backbone!r}: not an open_clip model name and not a .json config. "
+            f"Examples: ViT-B-16, ViT-B-32, ViT-L-14 (see open_clip.list_models())."
+        )
+    return config
+
+
+def image_size(backbone: str) -> int:
+    """The input side length in pixels of a backbone's vision tower (read from its config)."""
+    size = architecture(backbone)["vision_cfg"]["image_size"]
+    return int(size[0] if isinstance(size, list | tuple) else size)
+
+
 def create_clip(
     backbone: str,
     pretrained: str | None = None,
@@ -83,17 +102,15 @@ def create_clip(
     `backbone`: an open_clip model name or a path to a JSON architecture config.
     `pretrained`: an open_clip tag (downloaded and cached by open_clip) or a local file.
     """
+    architecture(backbone)  # an unknown name or a missing file fails here, naming it
     if backbone.endswith(".json"):
         backbone = register_model_config(backbone)
-    if not is_registered(backbone):
-        raise ValueError(
-            f"unknown backbone {backbone!r}: not an open_clip model name and not a .json config. "
-            f"Examples: ViT-B-16, ViT-B-32, ViT-L-14 (see open_clip.list_models())."
-        )
     if pretrained in QUICK_GELU_TAGS and not backbone.endswith("-quickgelu"):
         force_quick_gelu = True
     if pretrained is not None and not pretrained.strip():
         pretrained = None
+    if pretrained is not None and is_weights_path(pretrained) and not Path(pretrained).is_file():
+        raise FileNotFoundError(f"pretrained weights file not found: {pretrained}")
     clip = open_clip.create_model(
         backbone,
         pretrained=pretrained,
@@ -103,6 +120,15 @@ def create_clip(
     )
     check_supported(clip, backbone)
     return clip
+
+
+def is_weights_path(pretrained: str) -> bool:
+    """True when `pretrained` names a local file rather than an open_clip tag (`openai`, `hf-hub:org/name`)."""
+    if pretrained.startswith("hf-hub:"):
+        return False
+    return (
+        "/" in pretrained or os.sep in pretrained or Path(pretrained).suffix in (".pt", ".pth", ".bin", ".safetensors")
+    )
 
 
 def get_tokenizer(backbone: str, context_length: int | None = None):

@@ -1,7 +1,7 @@
 """EZ-CLIP: a frozen open_clip CLIP with temporal visual prompts and adapters in both towers.
 
 The vision tower encodes the B*T frames of a batch as images; the temporal prompts are the only
-path between the frames of one video. See DESIGN.md section 4 for the exact block computation.
+path between the frames of one video. docs/design.md §3 gives the exact block computation.
 """
 
 from __future__ import annotations
@@ -52,11 +52,18 @@ class EZCLIPConfig:
         return asdict(self)
 
     @classmethod
+    def field_names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls))
+
+    @classmethod
     def from_dict(cls, values: dict[str, Any]) -> EZCLIPConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
+        """The config of `values`; an unknown or missing key is an error naming the known ones."""
+        known = cls.field_names()
+        unknown = sorted(set(values) - set(known))
         if unknown:
-            raise ValueError(f"unknown EZ-CLIP config key(s): {unknown}; known: {sorted(known)}")
+            raise ValueError(f"unknown EZ-CLIP setting(s): {unknown}; known: {list(known)}")
+        if "backbone" not in values:
+            raise ValueError(f"an EZ-CLIP config needs a backbone; known settings: {list(known)}")
         return cls(**values)
 
 
@@ -249,38 +256,15 @@ class EZCLIP(nn.Module):
         return x + drop(backbone.mlp_branch(block, x))
 
 
-def build_ezclip(
-    backbone: str,
-    pretrained: str | None = None,
-    num_frames: int = 8,
-    tvp: Literal["deep", "first", "off"] = "deep",
-    adapters: bool = True,
-    adapter_ratio: float = 0.25,
-    prompt_dropout: float = 0.1,
-    drop_path: float = 0.1,
-    attn_dropout: float = 0.1,
-    force_quick_gelu: bool = False,
-    device: str | torch.device = "cpu",
-) -> EZCLIP:
+def build_ezclip(backbone: str, *, device: str | torch.device = "cpu", **settings: Any) -> EZCLIP:
     """Build EZ-CLIP on an open_clip ViT CLIP.
 
     `backbone`: an open_clip model name (e.g. "ViT-B-16") or a path to a JSON architecture
-    config; `pretrained`: an open_clip tag ("openai", fetched and cached by open_clip) or a local
-    weights file; None keeps random weights. `device="meta"` builds without memory (counting).
+    config; `settings`: the other fields of `EZCLIPConfig` (`pretrained`: an open_clip tag such as
+    "openai", fetched and cached by open_clip, or a local weights file; None keeps random weights;
+    `num_frames`, `tvp`, `adapters`, ...). `device="meta"` builds without memory (counting).
     """
-    config = EZCLIPConfig(
-        backbone=backbone,
-        pretrained=pretrained,
-        num_frames=num_frames,
-        tvp=tvp,
-        adapters=adapters,
-        adapter_ratio=adapter_ratio,
-        prompt_dropout=prompt_dropout,
-        drop_path=drop_path,
-        attn_dropout=attn_dropout,
-        force_quick_gelu=force_quick_gelu,
-    )
-    return build_from_config(config, device=device)
+    return build_from_config(EZCLIPConfig.from_dict({"backbone": backbone, **settings}), device=device)
 
 
 def build_from_config(config: EZCLIPConfig, device: str | torch.device = "cpu") -> EZCLIP:

@@ -1,4 +1,4 @@
-"""EZ-CLIP's training losses (DESIGN.md section 5)."""
+"""EZ-CLIP's training losses (docs/design.md §4)."""
 
 from __future__ import annotations
 

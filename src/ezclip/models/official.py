@@ -1,7 +1,7 @@
 """Import of the authors' released EZ-CLIP checkpoints.
 
 Their files are `torch.save`d dicts {'epoch', 'model_state_dict', 'optimizer_state_dict'} whose
-`model_state_dict` is an OpenAI-CLIP state dict plus the keys below (DESIGN.md section 4).
+`model_state_dict` is an OpenAI-CLIP state dict plus the keys below (docs/design.md §3).
 """
 
 from __future__ import annotations

@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from hydra import compose, initialize_config_dir
 from rich.console import Console
 from rich.table import Table
 
-from ezclip.config import CONFIG_DIR, register_resolvers
+from ezclip.runs.config import compose
+from ezclip.runs.plots import grouped_bars
 
 log = logging.getLogger(__name__)
 console = Console()
@@ -34,12 +34,6 @@ VARIANTS: list[tuple[str, dict[str, Any]]] = [
     ("EZ-CLIP: no TVP, no motion loss (adapters only)", {"tvp": "off", "motion_loss": False}),
 ]
 TEST_SET = "synthmotion"
-
-
-def compose_config(config_name: str, overrides: list[str]):
-    register_resolvers()
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        return compose(config_name=config_name, overrides=overrides)
 
 
 def pair_accuracy(predictions: dict[str, np.ndarray], pairs: list[tuple[int, int]]) -> tuple[float, int]:
@@ -59,7 +53,7 @@ def run_variant(task: str, name: str, overrides: list[str], run_dir: Path, pairs
     from ezclip.eval import evaluate
     from ezclip.train import train
 
-    cfg = compose_config(task, overrides + [f"paths.output_dir={run_dir}"])
+    cfg = compose(task, overrides + [f"paths.output_dir={run_dir}"])
     console.rule(f"[bold]{name}")
     started = time.time()
     (train if task == "train" else evaluate)(cfg)
@@ -105,31 +99,18 @@ def write_summary(rows: list[dict[str, Any]], out_dir: Path, meta: dict[str, Any
         "time-reversal pairs, chance 50%.",
     ]
     (out_dir / "summary.md").write_text("\n".join(lines + notes) + "\n")
-    _bar_chart(rows, out_dir / "summary.png", chance)
-
-
-def _bar_chart(rows: list[dict[str, Any]], path: Path, chance: float | None) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     names = [r["variant"].replace("EZ-CLIP: ", "").replace(" (adapters only)", "") for r in rows]
-    x = np.arange(len(rows))
-    fig, ax = plt.subplots(figsize=(9, 4.2))
-    ax.bar(x - 0.2, [100 * r["top1"] for r in rows], 0.4, label="top-1")
-    ax.bar(x + 0.2, [100 * r["pair_accuracy"] for r in rows], 0.4, label="reversal-pair accuracy")
-    ax.axhline(50, color="grey", linestyle=":", linewidth=1, label="pair chance (50%)")
+    lines = {"reversal-pair chance (50%)": 50.0}
     if chance:
-        ax.axhline(100 * chance, color="black", linestyle="--", linewidth=1, label="top-1 chance")
-    ax.set_xticks(x, names, fontsize=8)
-    ax.set_ylabel("accuracy (%)")
-    ax.set_ylim(0, 100)
-    ax.set_title("ezclip demo: SynthMotion test set, nano-CLIP backbone")
-    ax.legend(fontsize=8, loc="upper left")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+        lines["top-1 chance"] = 100 * chance
+    grouped_bars(
+        out_dir / "summary.png",
+        names,
+        {"top-1": [100 * r["top1"] for r in rows], "reversal-pair accuracy": [100 * r["pair_accuracy"] for r in rows]},
+        lines=lines,
+        title="ezclip demo: SynthMotion test set, nano-CLIP backbone",
+        label_width=24,
+    )
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
@@ -154,8 +135,8 @@ def run_demo(
     out_dir: Path, data_dir: Path, cache_dir: Path, experiment: str = "demo", variants=VARIANTS
 ) -> list[dict[str, Any]]:
     """Render, pretrain, evaluate zero-shot, train `variants`; returns the summary rows."""
-    from ezclip.data.synth import generate
-    from ezclip.nano import ensure_nano
+    from ezclip.demo.nano import ensure_nano
+    from ezclip.demo.synth import generate
 
     started = time.time()
     common = [
@@ -165,7 +146,7 @@ def run_demo(
         f"paths.root_dir={Path.cwd()}",
         f"paths.log_dir={out_dir}",
     ]
-    cfg = compose_config("train", common)
+    cfg = compose("train", common)
     synth_dir = Path(cfg.data.root)
     synth_args = dict(cfg.get("demo", {}).get("synth", {}))
     if not (synth_dir / "meta.json").is_file():
@@ -177,8 +158,7 @@ def run_demo(
     num_classes = sum(1 for _ in open(synth_dir / "labels.csv")) - 1
 
     console.rule("[bold]2. nano-CLIP backbone")
-    weights = ensure_nano(cache_dir=cache_dir / "nano")
-    common.append(f"model.pretrained={weights}")
+    nano = ensure_nano(Path(cfg.model.pretrained).parent)  # where conf/model/backbone/nano.yaml reads it
 
     rows = [
         run_variant(
@@ -195,7 +175,7 @@ def run_demo(
         "chance_top1": 1 / num_classes,
         "wall_seconds": round(time.time() - started),
         "synth_dir": str(synth_dir),
-        "nano_weights": str(weights),
+        "nano_weights": str(nano.weights),
         "experiment": experiment,
     }
     write_summary(rows, out_dir, meta)
@@ -207,7 +187,9 @@ def run_demo(
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=Path("outputs/demo"), help="summary and run folders")
     parser.add_argument("--data-dir", type=Path, default=Path("data"), help="where SynthMotion is rendered")
-    parser.add_argument("--cache-dir", type=Path, default=None, help="nano-CLIP cache (default ~/.cache/ezclip)")
+    parser.add_argument(
+        "--cache-dir", type=Path, default=None, help="where the nano-CLIP goes (<dir>/nano); default ~/.cache/ezclip"
+    )
     parser.add_argument("--experiment", default="demo", help="the experiment config with the demo's settings")
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from pathlib import Path
 from typing import Any
 
 
@@ -20,19 +19,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, as for ezclip train (e.g. data=ucf101)")
     parser.add_argument("--config", default="train", help="the config to compose (train or eval)")
     parser.add_argument("--show-missing", type=int, default=5, help="how many missing paths to list per split")
-
-
-def compose_data_config(config_name: str, overrides: list[str]):
-    from hydra import compose, initialize_config_dir
-
-    from ezclip.config import CONFIG_DIR, register_resolvers
-    from ezclip.train import datamodule_config
-
-    register_resolvers()
-    fixed = [f"paths.root_dir={Path.cwd()}", f"paths.output_dir={Path.cwd()}"]
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose(config_name=config_name, overrides=fixed + list(overrides))
-    return cfg, datamodule_config(cfg.data)
 
 
 def summarize_split(
@@ -79,9 +65,12 @@ def run(args: argparse.Namespace) -> int:
     import hydra
     from omegaconf import OmegaConf
 
-    cfg, data = compose_data_config(args.config, args.overrides)
-    splits = summarize(hydra.utils.instantiate(data, _convert_="all"), args.show_missing)
+    from ezclip.runs.config import compose
+
+    cfg = compose(args.config, args.overrides)
+    splits = summarize(hydra.utils.instantiate(cfg.data, _convert_="all"), args.show_missing)
     protocol = OmegaConf.to_container(cfg.protocol) if cfg.get("protocol") else None
-    print(json.dumps({"dataset": cfg.data.get("name"), "protocol": protocol, "splits": splits}, indent=2))
+    dataset = (cfg.get("dataset") or {}).get("name")
+    print(json.dumps({"dataset": dataset, "protocol": protocol, "splits": splits}, indent=2))
     bad = any("error" in s or s["missing"] for s in splits.values())
     return 1 if bad else 0

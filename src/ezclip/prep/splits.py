@@ -1,4 +1,4 @@
-"""Fetch the public split, label and description files the paper protocols need (DESIGN.md section 6).
+"""Fetch the public split, label and description files the paper protocols need (docs/design.md §5).
 
 ezclip data fetch-splits [--dest DIR] [--source-dir DIR] [--allow-missing] [--only SUBSTRING]
 
@@ -14,18 +14,19 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import http.client
 import logging
 import os
 import sys
 import tempfile
 import time
-import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import BinaryIO
+
+from ezclip.prep.http import CHUNK, NetworkError, read_body, with_retries
 
 log = logging.getLogger(__name__)
 
@@ -33,9 +34,8 @@ DEFAULT_BASE_URL = "https://raw.githubusercontent.com"
 BASE_URL_ENV = "EZCLIP_SPLITS_BASE_URL"
 STATUSES = ("verified", "unverified", "missing", "failed")
 COLUMNS = ("repo", "commit", "path", "sha256", "lines", "bytes")
-# HTTP answers worth another try: rate limits and server-side trouble.
-RETRY_STATUS = {429, 500, 502, 503, 504}
-CHUNK = 1 << 16
+SOCKET_TIMEOUT = 60.0  # seconds one network read may wait
+FILE_DEADLINE = 600.0  # seconds one file's download may take in all
 
 
 @dataclass(frozen=True)
@@ -69,14 +69,6 @@ class Outcome:
     detail: str = ""
 
 
-class FetchError(Exception):
-    """A resource that could not be fetched (absent at the source, or network failure after retries)."""
-
-    def __init__(self, message: str, missing: bool = False):
-        super().__init__(message)
-        self.missing = missing
-
-
 def _optional_int(text: str) -> int | None:
     """Integer cell or None for 'unknown' / free text like 'over 4 MiB'."""
     return int(text) if text.strip().isdigit() else None
@@ -91,8 +83,8 @@ def read_resources(path: str | Path | None = None) -> list[Resource]:
         ValueError: a malformed row, naming file:line.
     """
     if path is None:
-        text = resources.files("ezclip.data").joinpath("resources.tsv").read_text(encoding="utf-8")
-        path = "ezclip/data/resources.tsv"
+        text = resources.files("ezclip.prep").joinpath("resources.tsv").read_text(encoding="utf-8")
+        path = "ezclip/prep/resources.tsv"
     else:
         text = Path(path).read_text(encoding="utf-8")
     rows = [(n, line.split("\t")) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
@@ -119,17 +111,33 @@ def read_resources(path: str | Path | None = None) -> list[Resource]:
     return table
 
 
-def _copy_checked(source: BinaryIO, target: BinaryIO) -> tuple[str, int, int]:
-    """Copy ``source`` to ``target``; returns (sha256 hex, line count, size in bytes)."""
-    digest, newlines, size, last = hashlib.sha256(), 0, 0, b"\n"
-    while chunk := source.read(CHUNK):
-        digest.update(chunk)
-        newlines += chunk.count(b"\n")
-        size += len(chunk)
-        target.write(chunk)
-        last = chunk[-1:]
-    lines = newlines + (0 if size == 0 or last == b"\n" else 1)
-    return digest.hexdigest(), lines, size
+class _Measure:
+    """A sink for file chunks: writes them on and keeps the sha256, line count and size."""
+
+    def __init__(self, out: BinaryIO | None = None):
+        self.out, self.digest, self.newlines, self.size, self.last = out, hashlib.sha256(), 0, 0, b"\n"
+
+    def __call__(self, chunk: bytes) -> None:
+        self.digest.update(chunk)
+        self.newlines += chunk.count(b"\n")
+        self.size += len(chunk)
+        self.last = chunk[-1:]
+        if self.out is not None:
+            self.out.write(chunk)
+
+    def result(self) -> tuple[str, int, int]:
+        """(sha256 hex, line count, size in bytes)."""
+        lines = self.newlines + (0 if self.size == 0 or self.last == b"\n" else 1)
+        return self.digest.hexdigest(), lines, self.size
+
+
+def _read_file(path: Path) -> Callable[[Callable[[bytes], object]], None]:
+    def read_into(sink: Callable[[bytes], object]) -> None:
+        with open(path, "rb") as f:
+            while chunk := f.read(CHUNK):
+                sink(chunk)
+
+    return read_into
 
 
 def check(resource: Resource, sha256: str, lines: int, size: int) -> tuple[str, str]:
@@ -153,56 +161,29 @@ def check(resource: Resource, sha256: str, lines: int, size: int) -> tuple[str, 
 
 def measure(path: Path) -> tuple[str, int, int]:
     """(sha256, lines, bytes) of a file on disk."""
-    with open(path, "rb") as f, open(os.devnull, "wb") as sink:
-        return _copy_checked(f, sink)
+    sink = _Measure()
+    _read_file(path)(sink)
+    return sink.result()
 
 
-def open_url(url: str, retries: int = 4, delay: float = 1.0, timeout: float = 60.0) -> BinaryIO:
-    """Open ``url`` for reading, retrying connection errors, timeouts, 429 and 5xx with exponential backoff.
+def install(resource: Resource, read_into: Callable[[Callable[[bytes], object]], None], target: Path) -> Outcome:
+    """Stream a file (``read_into(sink)`` pushes its chunks) into a temp file beside ``target``, check it,
+    and rename it into place only if it passes.
 
-    Raises:
-        FetchError: 404 (``missing=True``), another HTTP error, or still failing after ``retries`` retries.
-    """
-    for attempt in range(retries + 1):
-        try:
-            return urllib.request.urlopen(url, timeout=timeout)  # noqa: S310 (https or a test's loopback URL)
-        except urllib.error.HTTPError as error:
-            if error.code == 404:
-                raise FetchError(f"{url}: 404 not found", missing=True) from None
-            if error.code not in RETRY_STATUS or attempt == retries:
-                raise FetchError(f"{url}: HTTP {error.code} {error.reason}") from None
-            reason = f"HTTP {error.code}"
-        except (urllib.error.URLError, TimeoutError, ConnectionError, http.client.HTTPException) as error:
-            if attempt == retries:
-                raise FetchError(f"{url}: {getattr(error, 'reason', error)} (after {retries} retries)") from None
-            reason = str(getattr(error, "reason", error))
-        wait = delay * 2**attempt
-        log.warning("%s: %s; retry %d/%d in %.1f s", url, reason, attempt + 1, retries, wait)
-        time.sleep(wait)
-    raise AssertionError("unreachable")
-
-
-class IncompleteRead(OSError):
-    """Fewer bytes arrived than the server announced (a connection dropped mid-file)."""
-
-
-def install(resource: Resource, source: BinaryIO, target: Path, announced: int | None = None) -> Outcome:
-    """Stream ``source`` into a temp file beside ``target``, check it, and rename it into place only if it passes.
-
-    ``announced``: the size the server promised (Content-Length); fewer bytes raise IncompleteRead.
     A failed check or an interrupted copy leaves no file behind (and an older file at ``target`` untouched).
+    The installed file gets the usual permissions (0666 minus the umask), not mkstemp's 0600.
     """
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
     try:
-        with os.fdopen(fd, "wb") as out, source:
-            measured = _copy_checked(source, out)
-        if announced is not None and measured[2] != announced:
-            raise IncompleteRead(f"got {measured[2]} of {announced} bytes")
-        status, detail = check(resource, *measured)
+        with os.fdopen(fd, "wb") as out:
+            sink = _Measure(out)
+            read_into(sink)
+        status, detail = check(resource, *sink.result())
         if status == "failed":
             Path(tmp).unlink()
         else:
+            os.chmod(tmp, 0o666 & ~_umask())
             os.replace(tmp, target)
         return Outcome(resource, status, detail)
     except BaseException:
@@ -210,24 +191,27 @@ def install(resource: Resource, source: BinaryIO, target: Path, announced: int |
         raise
 
 
-def download(resource: Resource, target: Path, base_url: str, retries: int, delay: float) -> Outcome:
-    """Download and install one resource; a connection that drops mid-file is retried like one that fails to open."""
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def download(
+    resource: Resource, target: Path, base_url: str, retries: int, delay: float, timeout: float = SOCKET_TIMEOUT
+) -> Outcome:
+    """Download and install one resource, retrying transient faults (a reply cut off mid-file too)."""
     url = resource.url(base_url)
-    for attempt in range(retries + 1):
-        try:
-            response = open_url(url, retries=retries, delay=delay)
-        except FetchError as error:
-            return Outcome(resource, "missing" if error.missing else "failed", str(error))
-        length = response.headers.get("Content-Length")
-        try:
-            return install(resource, response, target, int(length) if length and length.isdigit() else None)
-        except (OSError, http.client.HTTPException) as error:
-            if attempt == retries:
-                return Outcome(resource, "failed", f"read error: {error} (after {retries} retries)")
-            wait = delay * 2**attempt
-            log.warning("%s: read error %s; retry %d/%d in %.1f s", url, error, attempt + 1, retries, wait)
-            time.sleep(wait)
-    raise AssertionError("unreachable")
+
+    def attempt() -> Outcome:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (https or a test's loopback)
+            deadline = time.monotonic() + FILE_DEADLINE
+            return install(resource, lambda sink: read_body(response, deadline, sink), target)
+
+    try:
+        return with_retries(attempt, url, retries, delay)
+    except NetworkError as error:
+        return Outcome(resource, "missing" if error.status == 404 else "failed", str(error))
 
 
 def fetch_one(
@@ -250,7 +234,10 @@ def fetch_one(
     source = source_dir / resource.relative
     if not source.is_file():
         return Outcome(resource, "missing", f"not in {source_dir}")
-    return install(resource, open(source, "rb"), target)
+    # Never follow a link out of the source folder (a file with no known hash would be taken as it is).
+    if not source.resolve().is_relative_to(source_dir.resolve()):
+        return Outcome(resource, "failed", f"{source} leads outside {source_dir} (to {source.resolve()}); refused")
+    return install(resource, _read_file(source), target)
 
 
 def fetch_splits(

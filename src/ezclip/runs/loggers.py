@@ -30,27 +30,3 @@ def wandb_logger(offline: bool = False, **kwargs: Any) -> WandbLogger:
         offline = True
     os.environ.setdefault("WANDB_SILENT", "true")
     return WandbLogger(offline=offline or mode == "offline", **kwargs)
-
-
-def ablation_factors(cfg) -> dict[str, str]:
-    """The factors a run differs by in the paper's ablations, as short strings."""
-    model, data = cfg.model, cfg.data
-    text = data.get("text", {}) or {}
-    protocol = cfg.get("protocol") or {}
-    # The variant (e.g. all_base_samples, authors_split1_k600_232) tells apart runs of one protocol name.
-    setting = [str(protocol["variant"])] if "variant" in protocol else []
-    setting += [f"{k}{protocol[k]}" for k in ("seed", "shots", "split") if k in protocol]
-    return {
-        "backbone": str(model.get("backbone")),
-        "frames": f"T{model.get('num_frames')}",
-        "tvp": f"tvp-{model.get('tvp')}",
-        "motion": "motion" if model.get("motion_loss") else "no-motion",
-        "text": f"text-{text.get('source', 'names')}",
-        "protocol": "-".join([str(protocol.get("name", "custom")), *setting]),
-        "dataset": str(data.get("name", "videos")),
-        "seed": f"seed{cfg.get('seed')}",
-    }
-
-
-def run_name(cfg) -> str:
-    return "_".join(ablation_factors(cfg).values())

@@ -15,8 +15,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from ezclip.data.datasets.common import AnnotationError, Conversion, require_dir
 from ezclip.data.lists import VideoEntry
+from ezclip.prep.formats.common import AnnotationError, Conversion, require_dir
 
 NAMINGS = ("cvdf", "folders")
 REQUIRED = ("youtube_id", "time_start", "time_end", "split")

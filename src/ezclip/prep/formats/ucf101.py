@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ezclip.data.datasets.common import AnnotationError, Conversion, read_lines, require_dir
 from ezclip.data.lists import VideoEntry
+from ezclip.prep.formats.common import AnnotationError, Conversion, read_lines, require_dir
 
 SPLITS = (1, 2, 3)
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ezclip.data.datasets.common import AnnotationError, Conversion, require_dir
 from ezclip.data.lists import VideoEntry
+from ezclip.prep.formats.common import AnnotationError, Conversion, require_dir
 
 LABELS_FILE = "something-something-v2-labels.json"
 SPLIT_FILES = {"train.txt": "something-something-v2-train.json", "val.txt": "something-something-v2-validation.json"}

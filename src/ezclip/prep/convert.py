@@ -1,4 +1,4 @@
-"""Convert a dataset's official annotations to the project's lists (DESIGN.md section 6).
+"""Convert a dataset's official annotations to the project's lists (docs/design.md §5).
 
 ezclip data convert ucf101 --annotations ucfTrainTestlist --out lists/ucf101
 ezclip data convert hmdb51 --annotations testTrainMulti_7030_splits --out lists/hmdb51
@@ -18,8 +18,8 @@ import argparse
 import json
 from pathlib import Path
 
-from ezclip.data.datasets import authors, hmdb51, kinetics, ssv2, ucf101
-from ezclip.data.datasets.common import Conversion
+from ezclip.prep.formats import authors, hmdb51, kinetics, ssv2, ucf101
+from ezclip.prep.formats.common import Conversion
 
 DATASETS = ("ucf101", "hmdb51", "k400", "k600", "ssv2", "k600-authors")
 # Class counts of the full releases: a different count is allowed (subsets) but worth a warning.
@@ -66,7 +66,7 @@ def convert_to(
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = __doc__
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.add_argument("dataset", choices=DATASETS)
+    parser.add_argument("dataset", choices=DATASETS, help="which release the annotations come from")
     parser.add_argument("--annotations", required=True, help="folder of the official annotation files")
     parser.add_argument("--out", required=True, help="output folder for the lists and labels.csv")
     parser.add_argument(

@@ -14,14 +14,12 @@ import os
 from pathlib import Path
 from typing import Any
 
-from torch.utils.data import DataLoader, Dataset
-
 from ezclip.data.decoding import SafeDecoder, VideoReadError
 from ezclip.data.lists import read_labels, read_list
 from ezclip.data.sampling import ClipSampler
 
 
-class _DecodeCheck(Dataset):
+class _DecodeCheck:
     """Item i -> (i, None) if video i decodes, else (i, reason)."""
 
     def __init__(self, root: str, paths: list[str], num_frames: int, timeout: float):
@@ -44,6 +42,8 @@ def check_split(spec: dict[str, Any], num_frames: int, workers: int, timeout: fl
     """Decode every video of one split ({list, labels, root}); the unreadable ones with reasons."""
     entries = read_list(spec["list"], num_classes=len(read_labels(spec["labels"])))
     paths = list(dict.fromkeys(e.path for e in entries))  # a video listed twice is decoded once
+    from torch.utils.data import DataLoader
+
     dataset = _DecodeCheck(spec["root"], paths, num_frames, timeout)
     loader = DataLoader(dataset, batch_size=None, num_workers=workers)
     try:
@@ -56,7 +56,9 @@ def check_split(spec: dict[str, Any], num_frames: int, workers: int, timeout: fl
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, as for ezclip train (e.g. data=ucf101)")
     parser.add_argument("--config", default="train", help="the config to compose (train or eval)")
-    parser.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 1))
+    parser.add_argument(
+        "--workers", type=int, default=max(1, (os.cpu_count() or 2) - 1), help="decoding processes (default: cores - 1)"
+    )
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds per video before it counts as hung")
     parser.add_argument("--write-exclusions", type=Path, default=None, help="write unreadable paths here")
 
@@ -64,10 +66,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import hydra
 
-    from ezclip.data.summary import compose_data_config
+    from ezclip.runs.config import compose
 
-    cfg, data = compose_data_config(args.config, args.overrides)
-    datamodule = hydra.utils.instantiate(data, _convert_="all")
+    cfg = compose(args.config, args.overrides)
+    datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
     report = {
         name: check_split(spec, cfg.data.num_frames, args.workers, args.timeout)
         for name, spec in datamodule.splits().items()
@@ -76,5 +78,10 @@ def run(args: argparse.Namespace) -> int:
     if args.write_exclusions is not None:
         args.write_exclusions.parent.mkdir(parents=True, exist_ok=True)
         args.write_exclusions.write_text("".join(f"{path}\n" for path in unreadable))
-    print(json.dumps({"dataset": cfg.data.get("name"), "unreadable": len(unreadable), "splits": report}, indent=2))
+    print(
+        json.dumps(
+            {"dataset": (cfg.get("dataset") or {}).get("name"), "unreadable": len(unreadable), "splits": report},
+            indent=2,
+        )
+    )
     return 1 if unreadable else 0

@@ -1,7 +1,8 @@
-"""Generate one description per class with any OpenAI-compatible chat endpoint (DESIGN.md section 6).
+"""Generate one description per class with any OpenAI-compatible chat endpoint (docs/design.md §5).
 
 ezclip data describe --labels labels.csv --out descriptions.csv [--base-url URL] [--model NAME]
     [--api-key-env VAR] [--template "describe {} as an action performed by humans"] [--max-retries N]
+    [--timeout S] [--deadline S]
 
 Sends ``POST {base_url}/chat/completions`` with ``{"model", "messages": [{"role": "user", "content":
 template filled with the class name}]}`` and keeps the reply's text, stripped. Base URL and model come
@@ -9,6 +10,8 @@ from the arguments or $OPENAI_BASE_URL / $OPENAI_MODEL; the key is read from the
 named by --api-key-env (default OPENAI_API_KEY) and is never printed or logged. The output CSV
 (``id,name,description``, readable by ezclip.data.text) is rewritten atomically after every class, so
 an interrupted run resumes where it stopped: classes that already have a description are skipped.
+Each request has a total deadline (`--timeout`, whatever the server's pace) and the run one too
+(`--deadline`); a reply cut off mid-body is retried like any transient fault.
 """
 
 from __future__ import annotations
@@ -21,21 +24,19 @@ import logging
 import os
 import sys
 import time
-import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from ezclip.data.datasets.common import atomic_write_text
 from ezclip.data.lists import read_labels
 from ezclip.data.text import normalize_name, template_texts
+from ezclip.prep.formats.common import atomic_write_text
+from ezclip.prep.http import NetworkError, read_body, with_retries
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TEMPLATE = "describe {} as an action performed by humans"  # the paper's prompt
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
-RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
-MAX_WAIT = 60.0  # seconds; caps exponential backoff and a server's Retry-After
 
 
 class DescribeError(RuntimeError):
@@ -64,13 +65,18 @@ class Endpoint:
 
 
 def _post(endpoint: Endpoint, payload: dict) -> dict:
-    """One POST of ``payload`` as JSON; returns the decoded JSON reply (urllib errors propagate)."""
+    """One POST of ``payload`` as JSON, its whole reply read within ``endpoint.timeout`` seconds; the decoded JSON."""
     headers = {"Content-Type": "application/json", "Accept": "application/json"}
     if endpoint.api_key:
         headers["Authorization"] = f"Bearer {endpoint.api_key}"
     request = urllib.request.Request(endpoint.url, data=json.dumps(payload).encode(), headers=headers, method="POST")
+    deadline = time.monotonic() + endpoint.timeout
     with urllib.request.urlopen(request, timeout=endpoint.timeout) as response:  # noqa: S310 (user's endpoint)
-        return json.loads(response.read().decode("utf-8"))
+        body = read_body(response, deadline)
+    try:
+        return json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise DescribeError(f"{endpoint.url}: the reply is not JSON") from None
 
 
 def _reply_text(reply: dict) -> str:
@@ -84,39 +90,20 @@ def _reply_text(reply: dict) -> str:
     return text.strip()
 
 
-def _retry_wait(error: Exception, attempt: int, delay: float) -> float:
-    """Seconds to wait before the next try: the server's Retry-After when it gives seconds, else exponential."""
-    retry_after = getattr(error, "headers", None) and error.headers.get("Retry-After")
-    if retry_after and retry_after.strip().replace(".", "", 1).isdigit():
-        return min(float(retry_after), MAX_WAIT)
-    return min(delay * 2**attempt, MAX_WAIT)
-
-
 def describe(endpoint: Endpoint, prompt: str, max_retries: int = 5, delay: float = 1.0) -> str:
     """Ask the endpoint for one completion of ``prompt``; returns its text, stripped.
 
-    Retries 429, 5xx (and 408/409), connection errors and timeouts with exponential backoff.
+    Retries 408/409/425/429, 5xx, connection errors, timeouts and cut-off replies with exponential backoff.
     Raises:
-        DescribeError: another HTTP error (401, 400, ...) or still failing after ``max_retries`` retries.
+        DescribeError: another HTTP error (401, 400, ...), a malformed reply, or still failing after
+            ``max_retries`` retries; the message never contains the API key.
     """
     payload = {"model": endpoint.model, "messages": [{"role": "user", "content": prompt}]}
-    for attempt in range(max_retries + 1):
-        try:
-            return _reply_text(_post(endpoint, payload))
-        except urllib.error.HTTPError as error:
-            body = endpoint.redact(error.read().decode("utf-8", "replace")[:300])
-            if error.code not in RETRY_STATUS or attempt == max_retries:
-                raise DescribeError(f"{endpoint.url}: HTTP {error.code} {error.reason}: {body}") from None
-            reason, wait = f"HTTP {error.code}", _retry_wait(error, attempt, delay)
-        except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
-            if attempt == max_retries:
-                raise DescribeError(f"{endpoint.url}: {getattr(error, 'reason', error)}") from None
-            reason, wait = endpoint.redact(str(getattr(error, "reason", error))), _retry_wait(error, attempt, delay)
-        except json.JSONDecodeError:
-            raise DescribeError(f"{endpoint.url}: the reply is not JSON") from None
-        log.warning("%s: %s; retry %d/%d in %.1f s", endpoint.url, reason, attempt + 1, max_retries, wait)
-        time.sleep(wait)
-    raise AssertionError("unreachable")
+    try:
+        reply = with_retries(lambda: _post(endpoint, payload), endpoint.url, max_retries, delay, endpoint.redact)
+    except NetworkError as error:
+        raise DescribeError(str(error)) from None
+    return _reply_text(reply)
 
 
 def read_done(path: str | Path) -> dict[str, str]:
@@ -150,12 +137,19 @@ def describe_classes(
     template: str = DEFAULT_TEMPLATE,
     max_retries: int = 5,
     delay: float = 1.0,
+    deadline: float | None = None,
 ) -> dict[str, int]:
-    """Describe each class not yet in ``out``, saving after every class; returns {described, skipped, total}."""
+    """Describe each class not yet in ``out``, saving after every class; returns {described, skipped, total}.
+
+    ``deadline``: seconds for the whole run; past it, DescribeError (the classes done so far are kept).
+    """
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     texts = read_done(out)
     todo = [name for name in names if normalize_name(name) not in texts]
+    stop_at = None if deadline is None else time.monotonic() + deadline
     for number, name in enumerate(todo, start=1):
+        if stop_at is not None and time.monotonic() > stop_at:
+            raise DescribeError(f"the run's {deadline:g} s deadline passed after {number - 1} of {len(todo)} classes")
         prompt = template_texts(name, [template])[0]
         texts[normalize_name(name)] = describe(endpoint, prompt, max_retries, delay)
         write_descriptions(out, names, texts)
@@ -176,7 +170,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--template", default=DEFAULT_TEMPLATE, help="prompt; {} is replaced by the class name")
     parser.add_argument("--max-retries", type=int, default=5, help="retries per class on 429/5xx/connection errors")
     parser.add_argument("--retry-delay", type=float, default=1.0, help="first retry wait in seconds (doubles)")
-    parser.add_argument("--timeout", type=float, default=120.0, help="seconds per request")
+    parser.add_argument("--timeout", type=float, default=120.0, help="seconds per request, the whole reply included")
+    parser.add_argument("--deadline", type=float, default=None, help="seconds for the whole run (default: none)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -193,7 +188,9 @@ def run(args: argparse.Namespace) -> int:
         log.warning("$%s is not set: sending requests without an API key", args.api_key_env)
     names = read_labels(args.labels)
     try:
-        summary = describe_classes(names, args.out, endpoint, args.template, args.max_retries, args.retry_delay)
+        summary = describe_classes(
+            names, args.out, endpoint, args.template, args.max_retries, args.retry_delay, args.deadline
+        )
     except DescribeError as error:
         print(f"ezclip data describe: error: {error} (rerun to resume; finished classes are kept)", file=sys.stderr)
         return 1

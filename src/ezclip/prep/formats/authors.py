@@ -14,8 +14,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
-from ezclip.data.datasets.common import AnnotationError, Conversion, find_videos, read_lines
 from ezclip.data.lists import VideoEntry, read_labels
+from ezclip.prep.formats.common import AnnotationError, Conversion, find_videos, read_lines
 
 log = logging.getLogger(__name__)
 

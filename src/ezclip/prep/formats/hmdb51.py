@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ezclip.data.datasets.common import AnnotationError, Conversion, read_lines, require_dir
 from ezclip.data.lists import VideoEntry
+from ezclip.prep.formats.common import AnnotationError, Conversion, read_lines, require_dir
 
 SPLITS = (1, 2, 3)
 _FILE = re.compile(r"^(?P<name>.+)_test_split(?P<split>[123])\.txt$")

@@ -5,7 +5,7 @@ visible on every shape) that moves, grows, turns or fades. Classes come in time-
 ("left to right" / "right to left"); in val and test each pair is rendered once and its
 frame-reversed copy is the sample of the paired class, so a frame-order-blind model is at chance
 (50%) on them. Videos are real H.264 mp4 files (PyAV, libx264, yuv420p) in the project's list
-formats (DESIGN.md section 6). `sample_frame` renders single frames with a caption in the same
+formats (docs/design.md §5). `sample_frame` renders single frames with a caption in the same
 words as the class descriptions, to pretrain the demo's nano-CLIP.
 """
 
@@ -263,7 +263,7 @@ def frame_caption(
     """What one frame shows, in the class descriptions' words (position, size, mark, visibility).
 
     `appearance` adds the colour and shape name. No motion class depends on them, but a CLIP
-    trained from scratch needs them: they are its first, easy signal (see `ezclip.nano`).
+    trained from scratch needs them: they are its first, easy signal (see `ezclip.demo.nano`).
     """
     if alpha < 0.2:
         return "an empty background, the shape is invisible"
@@ -456,7 +456,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--test-per-class", type=int, default=None, help="default: a third of --videos-per-class")
     parser.add_argument("--size", type=int, default=64, help="frame side in pixels (even)")
     parser.add_argument("--frames", type=int, default=16, help="frames per video")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seed of every rendered video (same seed, same files)")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
 
 

@@ -13,7 +13,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ezclip.data.datasets.common import find_videos
+from ezclip.prep.formats.common import find_videos
 
 
 def flatten(src: str | Path, dest: str | Path) -> dict:

@@ -1,0 +1,1 @@
+"""Offline dataset tools: annotation converters, pinned split files, class descriptions, flatten, check, summary."""

@@ -1,0 +1,115 @@
+"""Finding and composing the Hydra configs; building the objects a config names.
+
+`conf/` and `experiments/` live at the root of a clone of the repository, which an editable
+install (`pip install -e .`, `make install`) runs from. Installed otherwise (a wheel), ezclip
+finds them through `EZCLIP_CONF` and `EZCLIP_EXPERIMENTS`, or says to run from a clone.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+_CLONE = Path(__file__).resolve().parents[3]  # src/ezclip/runs/config.py -> the repository root
+
+
+def _resource_dir(name: str, env: str, marker: str) -> Path:
+    """`$env`, else `<clone>/<name>`, if it holds `marker`; else a FileNotFoundError saying what to do."""
+    folder = Path(os.environ[env]) if os.environ.get(env) else _CLONE / name
+    if (folder / marker).exists():
+        return folder
+    raise FileNotFoundError(
+        f"ezclip's {name}/ folder was not found at {folder}: ezclip runs from a clone of its repository "
+        f"(git clone, then `make install` or `pip install -e .`); or set {env} to a copy of {name}/"
+    )
+
+
+def config_dir() -> Path:
+    """The Hydra config folder (`conf/`)."""
+    return _resource_dir("conf", "EZCLIP_CONF", "train.yaml")
+
+
+def experiments_dir() -> Path:
+    """The paper tables' folder (`experiments/`: expected numbers, sweeps, READMEs)."""
+    return _resource_dir("experiments", "EZCLIP_EXPERIMENTS", "table1")
+
+
+def hydra_main(task: Callable[[Any], Any], config_name: str) -> Any:
+    """Run `task(cfg)` as a Hydra app on `conf/<config_name>.yaml` with the command line's overrides.
+
+    A config that cannot run (ConfigError) ends the program with its one-line message, no traceback.
+    """
+    import functools
+
+    import hydra
+
+    from ezclip.runs.checks import ConfigError
+
+    @functools.wraps(task)
+    def guarded(cfg):
+        try:
+            return task(cfg)
+        except ConfigError as error:
+            raise SystemExit(f"ezclip {config_name}: error: {error}") from None
+
+    return hydra.main(version_base="1.3", config_path=str(config_dir()), config_name=config_name)(guarded)()
+
+
+def compose(config_name: str, overrides: list[str] | tuple[str, ...] = ()):
+    """The config `ezclip <config_name>` would run with `overrides`, composed outside a Hydra app.
+
+    `hydra:` interpolations have no app to read from, so the paths a run reads them for are set
+    here: the current folder is the root, and the output folder too unless an override says otherwise.
+    """
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    fixed = [f"paths.root_dir={Path.cwd()}"]
+    if not any(o.startswith("paths.output_dir=") for o in overrides):
+        fixed.append(f"paths.output_dir={Path.cwd()}")
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        return hydra_compose(config_name=config_name, overrides=fixed + list(overrides))
+
+
+def instantiate_callbacks(callbacks_cfg) -> list:
+    """One object per entry of the `callbacks` group (each must name a `_target_`)."""
+    import hydra
+    from omegaconf import DictConfig
+
+    callbacks = []
+    for name, cb_cfg in (callbacks_cfg or {}).items():
+        if not (isinstance(cb_cfg, DictConfig) and "_target_" in cb_cfg):
+            raise ValueError(f"callbacks.{name} has no _target_")
+        callbacks.append(hydra.utils.instantiate(cb_cfg))
+    return callbacks
+
+
+def instantiate_loggers(logger_cfg, **wandb_kwargs: Any) -> list:
+    """Every logger of the config; the W&B one also gets `wandb_kwargs` (run name, tags, group)."""
+    import hydra
+    from omegaconf import DictConfig
+
+    loggers = []
+    for name, lg_cfg in (logger_cfg or {}).items():
+        if not (isinstance(lg_cfg, DictConfig) and "_target_" in lg_cfg):
+            raise ValueError(f"logger.{name} has no _target_")
+        extra = {k: v for k, v in wandb_kwargs.items() if v is not None} if "wandb" in lg_cfg._target_ else {}
+        loggers.append(hydra.utils.instantiate(lg_cfg, **extra))
+    return loggers
+
+
+def resolve_ckpt_path(ckpt_path: str | None, output_dir: Path) -> str | None:
+    """`last` -> <run dir>/checkpoints/last.ckpt (must exist); a path must exist too."""
+    if not ckpt_path:
+        return None
+    path = output_dir / "checkpoints" / "last.ckpt" if ckpt_path == "last" else Path(ckpt_path)
+    if not path.is_file():
+        hint = " (resume needs the run's folder: hydra.run.dir=<run dir> ckpt_path=last)" if ckpt_path == "last" else ""
+        raise FileNotFoundError(f"checkpoint to resume from not found: {path}{hint}")
+    log.info("resuming from %s", path)
+    return str(path)
