@@ -140,3 +140,11 @@ def test_bad_header_and_bad_arguments(tmp_path):
         class_texts(NAMES, "names", on_missing="skip")
     with pytest.raises(ValueError, match="descriptions CSV"):
         class_texts(NAMES, "descriptions")
+
+
+@pytest.mark.parametrize("second", ["jump", "Jump", "jump_"])
+def test_two_classes_with_one_name_are_refused(tmp_path, second):
+    # Both would get the same class text: one of them could never be predicted.
+    labels = write(tmp_path / "labels.csv", f"id,name\n0,jump\n1,run\n2,{second}\n")
+    with pytest.raises(ListFormatError, match=r"classes 0 \('jump'\) and 2 .* have the same name"):
+        read_labels(labels)

@@ -6,6 +6,7 @@ import http.server
 import json
 import logging
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -22,14 +23,28 @@ class Endpoint(http.server.BaseHTTPRequestHandler):
     """Checks each request's shape; answers 500, then 429, then descriptions; 401 for prompts naming 'refuse'."""
 
     calls: list[dict] = []
-    failures: list[int] = []
+    failures: list[int | str] = []  # HTTP statuses, "cut" (reply cut mid-body) or "trickle" (1 byte per second)
 
     def do_POST(self):  # noqa: N802 (http.server's naming)
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         Endpoint.calls.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": body})
         prompt = body["messages"][0]["content"]
-        if Endpoint.failures:
-            self._reply(Endpoint.failures.pop(0), {"error": {"message": "try again"}})
+        failure = Endpoint.failures.pop(0) if Endpoint.failures else None
+        if failure in ("cut", "trickle"):
+            data = json.dumps({"choices": [{"message": {"content": "never complete"}}]}).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            try:
+                for byte in data[: len(data) // 2] if failure == "cut" else data:
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                    if failure == "trickle":
+                        time.sleep(1.0)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client gave up at its deadline
+        elif failure is not None:
+            self._reply(failure, {"error": {"message": "try again"}})
         elif "refuse" in prompt:
             # Some servers echo the credential back: it must not reach the user's terminal.
             self._reply(401, {"error": {"message": f"invalid key {self.headers.get('Authorization')}"}})
@@ -155,3 +170,26 @@ def test_missing_model_is_a_one_line_error(tmp_path, env, monkeypatch, capsys):
     write_labels(tmp_path / "labels.csv", ["wave"])
     assert run_cli(tmp_path) == 2
     assert "no model" in capsys.readouterr().err
+
+
+def test_a_reply_cut_mid_body_is_retried(tmp_path, env, capsys):
+    write_labels(tmp_path / "labels.csv", ["wave"])
+    Endpoint.failures = ["cut"]
+    assert run_cli(tmp_path) == 0
+    assert len(Endpoint.calls) == 2 and "A person is seen wave" in (tmp_path / "d.csv").read_text()
+
+
+def test_a_trickling_server_meets_the_request_deadline(tmp_path, env, capsys):
+    write_labels(tmp_path / "labels.csv", ["wave"])
+    Endpoint.failures = ["trickle", "trickle"]
+    started = time.monotonic()
+    assert run_cli(tmp_path, "--timeout", "2", "--max-retries", "1") == 1
+    assert time.monotonic() - started < 12  # two attempts of ~2 s each, not one byte per second for a minute
+    err = capsys.readouterr().err
+    assert "deadline" in err and "Traceback" not in err
+
+
+def test_the_run_deadline_keeps_finished_classes(tmp_path, env, capsys):
+    write_labels(tmp_path / "labels.csv", ["wave", "clap"])
+    assert run_cli(tmp_path, "--deadline", "0") == 1
+    assert "deadline passed after 0 of 2 classes" in capsys.readouterr().err

@@ -59,7 +59,8 @@ def data_dir(tmp_path_factory) -> Path:
 
 
 def summary(data_dir: Path, capsys, *overrides: str) -> tuple[int, dict]:
-    code = main(["data", "summary", f"paths.data_dir={data_dir}", *overrides])
+    # The fake lists hold 4 videos, fewer than the configs' batches: a batch of 1 keeps them trainable.
+    code = main(["data", "summary", f"paths.data_dir={data_dir}", "data.batch_size=1", *overrides])
     return code, json.loads(capsys.readouterr().out)
 
 
@@ -110,6 +111,17 @@ def test_summary_names_classes_without_a_description(data_dir, capsys, tmp_path)
     assert "no description for 2 of 3 classes: ['cartwheel', 'dive']" in out["splits"]["train"]["error"]
     code, out = summary(data_dir, capsys, "data=hmdb51", "protocol=few_shot", "data.text.source=templates")
     assert code == 0 and out["splits"]["train"]["text"] == "templates"
+
+
+def test_summary_flags_empty_lists_and_lists_shorter_than_a_batch(data_dir, capsys, tmp_path):
+    code, out = summary(data_dir, capsys, "data=hmdb51", "protocol=few_shot", "data.batch_size=5")
+    assert code == 1 and "fewer than one batch (5)" in out["splits"]["train"]["problems"][0]
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    code, out = summary(
+        data_dir, capsys, "data=hmdb51", "protocol=few_shot", f"data.test_sets.all_classes.list={empty}"
+    )
+    assert code == 1 and out["splits"]["test/all_classes"]["problems"] == ["the list is empty"]
 
 
 def test_base2novel_seed_and_few_shot_shots_pick_their_files(data_dir, capsys):

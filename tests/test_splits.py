@@ -199,3 +199,32 @@ def test_malformed_table_names_the_line(tmp_path):
     path.write_text(path.read_text() + f"owner/repo\t{COMMIT}\tx.txt\tnot-a-hash\t1\t2\n")
     with pytest.raises(ValueError, match=r"t.tsv:3: sha256 'not-a-hash'"):
         splits.read_resources(path)
+
+
+def test_source_dir_links_that_leave_it_are_refused(tmp_path):
+    # A file with no known hash is taken as it is: a link out of the source folder must not bring anything in.
+    row = ["owner/repo", COMMIT, "lists/unknown_hash.txt", "unknown", "unknown", "unknown"]
+    (tmp_path / "t.tsv").write_text("repo\tcommit\tpath\tsha256\tlines\tbytes\n" + "\t".join(row) + "\n")
+    table = splits.read_resources(tmp_path / "t.tsv")
+    source = tmp_path / "src" / "owner" / "repo" / "lists"
+    source.mkdir(parents=True)
+    outside = tmp_path / "secret.txt"
+    outside.write_text("not a split file\n")
+    (source / "unknown_hash.txt").symlink_to(outside)
+    (outcome,) = splits.fetch_splits(tmp_path / "dest", table=table, source_dir=tmp_path / "src")
+    assert outcome.status == "failed" and "leads outside" in outcome.detail
+    assert not (tmp_path / "dest" / "owner" / "repo" / "lists" / "unknown_hash.txt").exists()
+
+
+def test_installed_files_get_the_usual_permissions(tmp_path, table):
+    import os
+    import stat
+
+    source = make_source(tmp_path / "src", ["lists/good.txt"])
+    old = os.umask(0o022)
+    try:
+        splits.fetch_splits(tmp_path / "dest", table=table[:1], source_dir=source)
+    finally:
+        os.umask(old)
+    installed = tmp_path / "dest" / "owner" / "repo" / "lists" / "good.txt"
+    assert stat.S_IMODE(installed.stat().st_mode) == 0o644

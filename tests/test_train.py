@@ -157,6 +157,112 @@ def test_resume_after_an_interruption_equals_an_uninterrupted_run(tmp_path, synt
         assert torch.equal(a[name], b[name]), name
 
 
+def test_every_epoch_leaves_a_checkpoint_and_a_broken_last_falls_back(tmp_path, synth_dir, monkeypatch, caplog):
+    import logging
+
+    import lightning as L
+
+    from ezclip.runs import config
+    from ezclip.runs.checks import ConfigError
+
+    # Validation every 4 epochs: checkpoints must not wait for it.
+    base = ["trainer.max_epochs=3", "callbacks=default", "trainer.check_val_every_n_epoch=4"]
+
+    class StopInEpoch(L.Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            if trainer.current_epoch == 1 and batch_idx == 1:
+                raise Interrupt
+
+    run = tmp_path / "run"
+    original = config.instantiate_callbacks
+    with monkeypatch.context() as patch:
+        patch.setattr(config, "instantiate_callbacks", lambda c: original(c) + [StopInEpoch()])
+        with pytest.raises(Interrupt):
+            train(shrunk("train", run, synth_dir, base))
+    checkpoints = run / "checkpoints"
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["epoch_000.ckpt", "last.ckpt"]
+
+    # The folder holds a run: only a resume may use it, and only with the run's own settings.
+    with pytest.raises(ConfigError, match="already holds a run"):
+        train(shrunk("train", run, synth_dir, base))
+    with pytest.raises(ValueError, match="model.tvp: checkpoint 'deep' vs run 'off'"):
+        train(shrunk("train", run, synth_dir, [*base, "ckpt_path=last", "model.tvp=off"]))
+
+    # A broken last.ckpt (a disk fault, or an older Lightning link left dangling); it is a hard link
+    # to the epoch file, so it is replaced, not overwritten in place.
+    (checkpoints / "last.ckpt").unlink()
+    (checkpoints / "last.ckpt").write_bytes(b"half a checkpoint")
+    with caplog.at_level(logging.WARNING, logger="ezclip"):
+        train(shrunk("train", run, synth_dir, [*base, "ckpt_path=last"]))
+    assert "resuming from" in caplog.text and "epoch_000.ckpt instead: last.ckpt is unreadable" in caplog.text
+    assert results(run)["epochs_trained"] == 3
+    assert sorted(p.name for p in checkpoints.glob("*.ckpt")) == ["epoch_001.ckpt", "epoch_002.ckpt", "last.ckpt"]
+
+
+def test_runs_that_cannot_train_stop_before_any_work(tmp_path, synth_dir):
+    from ezclip.runs.checks import ConfigError
+
+    short = tmp_path / "short.txt"
+    short.write_text("".join((synth_dir / "train.txt").read_text().splitlines(keepends=True)[:3]))
+    with pytest.raises(ConfigError, match=r"short.txt has 3 videos, fewer than one batch of data.batch_size=4"):
+        train(shrunk("train", tmp_path / "a", synth_dir, [f"data.train_list={short}"]))
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    with pytest.raises(ConfigError, match="has 0 videos"):
+        train(shrunk("train", tmp_path / "b", synth_dir, [f"data.train_list={empty}"]))
+    with pytest.raises(ConfigError, match=r"trainer.max_epochs=0: expected integer"):
+        train(shrunk("train", tmp_path / "c", synth_dir, ["trainer.max_epochs=0"]))
+    with pytest.raises(ConfigError, match=r"trainer.max_epochs=-1: expected integer"):
+        train(shrunk("train", tmp_path / "d", synth_dir, ["trainer.max_epochs=-1"]))
+    cfg = shrunk("train", tmp_path / "e", synth_dir)
+    cfg.data.num_frames = "abc"  # as `data.num_frames=abc` on the command line (shrunk sets its own value)
+    with pytest.raises(ConfigError, match=r"data.num_frames='abc': expected integer"):
+        train(cfg)
+    with pytest.raises(ConfigError, match=r"model.tvp='deeep': expected one of"):
+        train(shrunk("train", tmp_path / "f", synth_dir, ["model.tvp=deeep"]))
+    assert not any((tmp_path / name).exists() for name in "abcdef")  # nothing was written
+
+
+def test_eval_refuses_checkpoints_that_do_not_fill_the_model(tmp_path, synth_dir, monkeypatch):
+    import pickle
+
+    train(shrunk("train", tmp_path / "run", synth_dir, FAST))
+    model_pt = tmp_path / "run" / "checkpoints" / "model.pt"
+    emptied = tmp_path / "empty.ckpt"
+    payload = torch.load(model_pt, weights_only=True)
+    torch.save({**payload, "state_dict": {}}, emptied)
+    with pytest.raises(ValueError, match="tensors do not match the model: missing"):
+        evaluate(shrunk("eval", tmp_path / "e1", synth_dir, [*EVAL_QUIET, f"ckpt={emptied}"]))
+
+    class Exploit:  # unpickling runs code: only a weights_only=False load would reach it
+        def __reduce__(self):
+            return (print, ("code ran",))
+
+    crafted = tmp_path / "crafted.ckpt"
+    crafted.write_bytes(pickle.dumps({"state_dict": Exploit(), "pytorch-lightning_version": "2.6"}))
+    monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
+    with pytest.raises(ValueError, match="not a checkpoint ezclip can read safely"):
+        evaluate(shrunk("eval", tmp_path / "e2", synth_dir, [*EVAL_QUIET, f"ckpt={crafted}"]))
+
+
+def test_runs_started_in_the_same_second_get_their_own_folders(monkeypatch):
+    from ezclip.runs.config import compose
+
+    # A fixed clock: both runs start "in the same second".
+    monkeypatch.setattr("hydra.core.utils.datetime", _FixedClock, raising=False)
+    first = compose("train", return_hydra_config=True).hydra.run.dir
+    second = compose("train", return_hydra_config=True).hydra.run.dir
+    assert first.rsplit("_", 1)[0] == second.rsplit("_", 1)[0] and first != second
+
+
+class _FixedClock:
+    @staticmethod
+    def now():
+        import datetime
+
+        return datetime.datetime(2026, 1, 1, 12, 0, 0)
+
+
 def test_multi_view_test_is_deterministic(tmp_path, synth_dir):
     views = ["data.n_clips=2", "data.n_crops=3", "model.tvp=off", *EVAL_QUIET]
     evaluate(shrunk("eval", tmp_path / "a", synth_dir, views))

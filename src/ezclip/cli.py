@@ -38,6 +38,9 @@ DATA_COMMANDS = {
 }
 
 
+LOG_HANDLER = "ezclip-cli"
+
+
 def _first_positional(args: list[str]) -> str | None:
     return next((a for a in args if not a.startswith("-")), None)
 
@@ -80,11 +83,16 @@ def main(argv: list[str] | None = None) -> int:
 
     parser, handlers = build_parser(argv)
     args = parser.parse_args(argv)
-    # Our own messages only: Lightning and Hydra print theirs through their own handlers.
+    # Our own messages only: Lightning and Hydra print theirs through their own handlers. One
+    # handler, on the current stderr, however often main() runs in a process.
+    logger = logging.getLogger("ezclip")
+    for old in [h for h in logger.handlers if h.get_name() == LOG_HANDLER]:
+        logger.removeHandler(old)
     handler = logging.StreamHandler()
+    handler.set_name(LOG_HANDLER)
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-    logging.getLogger("ezclip").addHandler(handler)
-    logging.getLogger("ezclip").setLevel(logging.INFO)
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
     command = args.command if args.command != "data" else f"data {args.data_command}"
     try:
         return handlers[command](args)

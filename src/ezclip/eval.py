@@ -29,12 +29,13 @@ def evaluate(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     from ezclip.lit.module import EZCLIPModule
     from ezclip.models import read_checkpoint
     from ezclip.models.checkpoint import IDENTITY_KEYS, load_trainable_state
-    from ezclip.runs.checks import check_run_config
+    from ezclip.runs.checks import check_run_config, check_run_dir
     from ezclip.runs.config import instantiate_loggers
     from ezclip.runs.naming import run_name, sweep_group, tags
     from ezclip.runs.records import record_run
 
     started = time.time()
+    check_run_dir(cfg.paths.output_dir, resuming=False)
     weights = read_checkpoint(cfg.ckpt) if cfg.get("ckpt") else None
     with open_dict(cfg):
         if weights is not None and weights.format == "authors":
@@ -42,7 +43,12 @@ def evaluate(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         elif weights is not None:
             # The checkpoint fixes the architecture and the frozen weights it was trained on.
             for key in ("pretrained", *IDENTITY_KEYS):
-                cfg.model[key] = getattr(weights.config, key)
+                saved = getattr(weights.config, key)
+                if cfg.model.get(key) != saved:
+                    log.warning(
+                        "model.%s=%r ignored: %s was trained with %r", key, cfg.model.get(key), weights.source, saved
+                    )
+                cfg.model[key] = saved
     if weights is not None and weights.config is not None and cfg.data.num_frames != weights.config.num_frames:
         raise ValueError(
             f"{weights.source} was trained with T={weights.config.num_frames} frames; "

@@ -30,15 +30,16 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
 
     from ezclip.lit.module import EZCLIPModule
     from ezclip.models import save_checkpoint
-    from ezclip.runs.checks import check_run_config
+    from ezclip.runs.checks import check_run_config, check_run_dir
     from ezclip.runs.config import instantiate_callbacks, instantiate_loggers, resolve_ckpt_path
     from ezclip.runs.naming import run_name, sweep_group, tags
     from ezclip.runs.records import record_run
 
     started = time.time()
-    check_run_config(cfg)
-    L.seed_everything(cfg.seed, workers=True)
     output_dir = Path(cfg.paths.output_dir)
+    check_run_dir(output_dir, resuming=bool(cfg.get("ckpt_path")))
+    check_run_config(cfg, training=bool(cfg.get("train")))
+    L.seed_everything(cfg.seed, workers=True)
 
     datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
     model: EZCLIPModule = hydra.utils.instantiate(cfg.model, _convert_="all")
@@ -50,14 +51,16 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
 
     metrics: dict[str, Any] = {}
     if cfg.get("train"):
-        trainer.fit(model, datamodule=datamodule, ckpt_path=resolve_ckpt_path(cfg.get("ckpt_path"), output_dir))
+        ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), output_dir)
+        # weights_only explicitly: no environment variable can turn pickled code execution back on.
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
         metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
         if trainer.is_global_zero:
             save_checkpoint(model.net, output_dir / "checkpoints" / "model.pt", extra={"epoch": trainer.current_epoch})
     val_metrics = {k.removeprefix("val/"): v for k, v in metrics.items() if k.startswith("val/")}
 
     if cfg.get("test") and cfg.data.get("test_sets"):
-        trainer.test(model, datamodule=datamodule, ckpt_path=_test_checkpoint(cfg, trainer))
+        trainer.test(model, datamodule=datamodule, ckpt_path=_test_checkpoint(cfg, trainer), weights_only=True)
         metrics.update({k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")})
 
     if trainer.is_global_zero:

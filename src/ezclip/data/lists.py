@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,11 @@ def _lines(path: str | Path) -> Iterable[tuple[int, str]]:
             line = line.strip()
             if line:
                 yield number, line
+
+
+def normalize_name(name: str) -> str:
+    """Key for matching class names: case-folded, underscores as spaces, whitespace collapsed."""
+    return re.sub(r"\s+", " ", name.replace("_", " ")).strip().casefold()
 
 
 def read_list(path: str | Path, num_classes: int | None = None) -> list[VideoEntry]:
@@ -69,7 +75,8 @@ def read_labels(path: str | Path) -> list[str]:
     """Read a label CSV with header ``id,name``; returns the class names ordered by id (index = class id).
 
     Raises:
-        ListFormatError: wrong header, a malformed row (file:line), a duplicate id, or ids that are not 0..C-1.
+        ListFormatError: wrong header, a malformed row (file:line), a duplicate id, ids that are not 0..C-1,
+            or two classes with the same name (compared as class texts match them: case, `_` and spaces aside).
     """
     with open(path, encoding="utf-8-sig", newline="") as f:
         rows = list(csv.reader(f))
@@ -97,7 +104,17 @@ def read_labels(path: str | Path) -> list[str]:
         )
     if not names:
         raise ListFormatError(f"{path}: no classes")
-    return [names[i] for i in range(len(names))]
+    ordered = [names[i] for i in range(len(names))]
+    # Two classes with one name get one text: one of them could never be predicted.
+    seen: dict[str, int] = {}
+    for class_id, name in enumerate(ordered):
+        key = normalize_name(name)
+        if key in seen:
+            raise ListFormatError(
+                f"{path}: classes {seen[key]} ({ordered[seen[key]]!r}) and {class_id} ({name!r}) have the same name"
+            )
+        seen[key] = class_id
+    return ordered
 
 
 def read_exclusions(path: str | Path) -> set[str]:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import csv
 import logging
-import re
 from pathlib import Path
+
+from ezclip.data.lists import normalize_name
 
 log = logging.getLogger(__name__)
 
@@ -25,11 +26,6 @@ _AUTHORS = ("class name", "gpt3 discription")  # SNo,Class Name,GPT3 discription
 
 class DescriptionsError(ValueError):
     """A descriptions CSV that cannot be read, or classes without a description when they are required."""
-
-
-def normalize_name(name: str) -> str:
-    """Key for matching class names: case-folded, underscores as spaces, whitespace collapsed."""
-    return re.sub(r"\s+", " ", name.replace("_", " ")).strip().casefold()
 
 
 def read_descriptions(path: str | Path) -> dict[str, str]:

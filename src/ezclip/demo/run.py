@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,8 @@ def run_variant(task: str, name: str, overrides: list[str], run_dir: Path, pairs
     from ezclip.eval import evaluate
     from ezclip.train import train
 
+    if run_dir.exists():
+        shutil.rmtree(run_dir)  # the demo's own previous output: every demo run starts its runs afresh
     cfg = compose(task, overrides + [f"paths.output_dir={run_dir}"])
     console.rule(f"[bold]{name}")
     started = time.time()

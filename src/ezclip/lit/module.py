@@ -277,6 +277,10 @@ class EZCLIPModule(L.LightningModule):
         }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Refuse a checkpoint of another run (settings or data differ) or one that lacks trainable tensors."""
+        problems = self._checkpoint_mismatches(checkpoint)
+        if problems:
+            raise ValueError("the checkpoint does not belong to this run's config: " + "; ".join(problems))
         unexpected = [k for k in checkpoint["state_dict"] if k.startswith("net.clip.")]
         if unexpected:
             log.info("checkpoint holds %d backbone tensors; loading them too", len(unexpected))
@@ -286,3 +290,37 @@ class EZCLIPModule(L.LightningModule):
             np_kind, np_keys, np_pos, np_has_gauss, np_gauss = rng["numpy"]
             np.random.set_state((np_kind, np_keys.numpy().astype(np.uint32), np_pos, np_has_gauss, np_gauss))
             random.setstate(tuple(rng["python"][:1]) + (tuple(rng["python"][1]),) + tuple(rng["python"][2:]))
+
+    def _checkpoint_mismatches(self, checkpoint: dict[str, Any]) -> list[str]:
+        problems = []
+        saved = checkpoint.get("hyper_parameters") or {}
+        for key, value in self.hparams.items():
+            if key not in RESUMABLE_CHANGES and saved.get(key) != value:
+                problems.append(f"model.{key}: checkpoint {saved.get(key)!r} vs run {value!r}")
+        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        saved_data = checkpoint.get("datamodule_hyper_parameters") or {}
+        if datamodule is not None and saved_data:
+            for key in DATA_FIXED_BY_A_RUN:
+                ours, theirs = _fixed_part(key, datamodule.hparams.get(key)), _fixed_part(key, saved_data.get(key))
+                if ours != theirs:
+                    problems.append(f"data.{key}: checkpoint {theirs!r} vs run {ours!r}")
+        saved_tensors = {k for k in checkpoint.get("state_dict", {}) if not k.startswith("net.clip.")}
+        expected = {f"net.{k}" for k in self.net.trainable_state_dict()}
+        missing, unknown = sorted(expected - saved_tensors), sorted(saved_tensors - expected)
+        if missing or unknown:
+            problems.append(f"trainable tensors missing {missing[:6]}, unknown {unknown[:6]}")
+        return problems
+
+
+# Module settings a resumed run may change (everything else must equal the checkpoint's).
+RESUMABLE_CHANGES = ("save_predictions",)
+# Data settings that shape what a run trains on; paths may move between machines, these may not.
+DATA_FIXED_BY_A_RUN = ("num_frames", "image_size", "batch_size", "seed", "train_scales", "horizontal_flip",
+                       "color_jitter", "grayscale", "text")  # fmt: skip
+
+
+def _fixed_part(key: str, value: Any) -> Any:
+    """The part of a data setting a resume must keep: of the class-text setting, not the file's location."""
+    if key == "text" and isinstance(value, dict):
+        return {k: v for k, v in value.items() if k != "descriptions"}
+    return list(value) if isinstance(value, tuple) else value

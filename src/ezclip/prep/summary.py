@@ -4,7 +4,8 @@ Composes the same config as `ezclip train` with the same overrides, then for eve
 val, each test set) reports the number of videos, of classes in its label CSV, of classes that
 have videos, and of listed files that do not exist, and checks that every class has its text (a
 description when the source is descriptions), so a dataset can be checked before a 50-epoch run.
-One JSON object on stdout; exit status 1 when anything is missing or unreadable.
+Empty lists and training lists shorter than one batch are flagged (`problems`). One JSON object on
+stdout; exit status 1 when anything is missing, unreadable or flagged.
 """
 
 from __future__ import annotations
@@ -52,13 +53,27 @@ def summarize_split(
 
 
 def summarize(datamodule, show_missing: int = 5) -> dict[str, Any]:
-    """Per split of a (not set up) VideoDataModule: videos, classes, missing files."""
-    return {
-        name if name in ("train", "val") else f"test/{name}": summarize_split(
+    """Per split of a (not set up) VideoDataModule: videos, classes, missing files, and `problems`:
+    an empty list, or a training list shorter than one batch (no optimizer step would run)."""
+    splits = {}
+    for name, spec in datamodule.splits().items():
+        split = summarize_split(
             spec["list"], spec["labels"], spec["root"], show_missing, datamodule.hparams.exclude, spec["text"]
         )
-        for name, spec in datamodule.splits().items()
-    }
+        problems = []
+        if "error" in split:
+            pass  # the error says it all
+        elif split["videos"] == 0:
+            problems.append("the list is empty")
+        elif name == "train" and split["videos"] < datamodule.hparams.batch_size:
+            problems.append(
+                f"{split['videos']} videos, fewer than one batch ({datamodule.hparams.batch_size}): "
+                "no optimizer step would run"
+            )
+        if problems:
+            split["problems"] = problems
+        splits[name if name in ("train", "val") else f"test/{name}"] = split
+    return splits
 
 
 def run(args: argparse.Namespace) -> int:
@@ -72,5 +87,5 @@ def run(args: argparse.Namespace) -> int:
     protocol = OmegaConf.to_container(cfg.protocol) if cfg.get("protocol") else None
     dataset = (cfg.get("dataset") or {}).get("name")
     print(json.dumps({"dataset": dataset, "protocol": protocol, "splits": splits}, indent=2))
-    bad = any("error" in s or s["missing"] for s in splits.values())
+    bad = any("error" in s or "problems" in s or s["missing"] for s in splits.values())
     return 1 if bad else 0

@@ -39,6 +39,16 @@ def experiments_dir() -> Path:
     return _resource_dir("experiments", "EZCLIP_EXPERIMENTS", "table1")
 
 
+def register_resolvers() -> None:
+    """`${run_id:}`: six random hex digits, the same everywhere in one config (run folder names)."""
+    import secrets
+
+    from omegaconf import OmegaConf
+
+    if not OmegaConf.has_resolver("run_id"):
+        OmegaConf.register_new_resolver("run_id", lambda: secrets.token_hex(3), use_cache=True)
+
+
 def hydra_main(task: Callable[[Any], Any], config_name: str) -> Any:
     """Run `task(cfg)` as a Hydra app on `conf/<config_name>.yaml` with the command line's overrides.
 
@@ -57,10 +67,11 @@ def hydra_main(task: Callable[[Any], Any], config_name: str) -> Any:
         except ConfigError as error:
             raise SystemExit(f"ezclip {config_name}: error: {error}") from None
 
+    register_resolvers()
     return hydra.main(version_base="1.3", config_path=str(config_dir()), config_name=config_name)(guarded)()
 
 
-def compose(config_name: str, overrides: list[str] | tuple[str, ...] = ()):
+def compose(config_name: str, overrides: list[str] | tuple[str, ...] = (), return_hydra_config: bool = False):
     """The config `ezclip <config_name>` would run with `overrides`, composed outside a Hydra app.
 
     `hydra:` interpolations have no app to read from, so the paths a run reads them for are set
@@ -69,11 +80,14 @@ def compose(config_name: str, overrides: list[str] | tuple[str, ...] = ()):
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
+    register_resolvers()
     fixed = [f"paths.root_dir={Path.cwd()}"]
     if not any(o.startswith("paths.output_dir=") for o in overrides):
         fixed.append(f"paths.output_dir={Path.cwd()}")
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        return hydra_compose(config_name=config_name, overrides=fixed + list(overrides))
+        return hydra_compose(
+            config_name=config_name, overrides=fixed + list(overrides), return_hydra_config=return_hydra_config
+        )
 
 
 def instantiate_callbacks(callbacks_cfg) -> list:
@@ -104,12 +118,46 @@ def instantiate_loggers(logger_cfg, **wandb_kwargs: Any) -> list:
 
 
 def resolve_ckpt_path(ckpt_path: str | None, output_dir: Path) -> str | None:
-    """`last` -> <run dir>/checkpoints/last.ckpt (must exist); a path must exist too."""
+    """The checkpoint to resume from: a path (must exist), or `last` = the run folder's newest intact one.
+
+    `last` tries `<run>/checkpoints/last.ckpt`, then the `epoch_*.ckpt` files newest first, and
+    says which it took when it had to fall back (a kill can interrupt any write).
+    """
     if not ckpt_path:
         return None
-    path = output_dir / "checkpoints" / "last.ckpt" if ckpt_path == "last" else Path(ckpt_path)
+    if ckpt_path != "last":
+        if not Path(ckpt_path).is_file():
+            raise FileNotFoundError(f"checkpoint to resume from not found: {ckpt_path}")
+        log.info("resuming from %s", ckpt_path)
+        return str(ckpt_path)
+    from ezclip.lit.callbacks import LAST, epoch_files
+
+    folder = output_dir / "checkpoints"
+    candidates = [folder / LAST, *reversed(epoch_files(folder))]
+    problems = []
+    for candidate in candidates:
+        problem = _unreadable(candidate)
+        if problem is None:
+            if problems:
+                log.warning("resuming from %s instead: %s", candidate, "; ".join(problems))
+            else:
+                log.info("resuming from %s", candidate)
+            return str(candidate)
+        problems.append(f"{candidate.name} {problem}")
+    raise FileNotFoundError(
+        f"no checkpoint to resume from in {folder} ({'; '.join(problems) or 'no files'}); resume needs the "
+        "run's folder: hydra.run.dir=<run dir> ckpt_path=last"
+    )
+
+
+def _unreadable(path: Path) -> str | None:
+    """None if `path` is a complete checkpoint file, else what is wrong with it."""
+    import torch
+
     if not path.is_file():
-        hint = " (resume needs the run's folder: hydra.run.dir=<run dir> ckpt_path=last)" if ckpt_path == "last" else ""
-        raise FileNotFoundError(f"checkpoint to resume from not found: {path}{hint}")
-    log.info("resuming from %s", path)
-    return str(path)
+        return "is missing"
+    try:
+        torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as error:
+        return f"is unreadable ({type(error).__name__})"
+    return None
