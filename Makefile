@@ -1,12 +1,16 @@
 # ezclip: `make help` lists the targets.
 SHELL := /bin/bash
+comma := ,
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 # This machine's pip takes these from local disk; on a CUDA box pick the build for your driver,
 # e.g. make install TORCH_SPEC="torch torchvision --index-url https://download.pytorch.org/whl/cu128"
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
+# extras of ezclip to install: dev (tests, lint); search (the Optuna sweeper); slurm (the submitit launcher)
+EXTRAS ?= dev
 PYTEST_ARGS ?=
+LAUNCHER ?=
 
 .DEFAULT_GOAL := help
 
@@ -19,10 +23,11 @@ $(BIN)/python:
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet $(TORCH_SPEC)
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[$(EXTRAS)]'
 	touch $@
 
-install: $(VENV)/.installed ## create .venv and install ezclip with its dev extras
+install: $(VENV)/.installed ## create .venv and install ezclip (EXTRAS=dev,search,slurm adds the Optuna sweeper and SLURM launcher)
+	$(if $(filter-out dev,$(subst $(comma), ,$(EXTRAS))),$(BIN)/pip install --quiet -e '.[$(EXTRAS)]')
 
 demo: $(VENV)/.installed ## the whole pipeline on SynthMotion with a nano-CLIP, on the CPU (~10 min first time)
 	$(BIN)/ezclip demo
@@ -41,8 +46,8 @@ lint: $(VENV)/.installed ## ruff check + format check + the layer contract (impo
 bench: $(VENV)/.installed ## model speed/memory ratios on this machine (prints a table)
 	$(BIN)/python -m ezclip.bench
 
-reproduce-table%: $(VENV)/.installed ## paper Table N's runs + report, N in 1-7, 10-13 (DRY_RUN=1: list the jobs only)
-	$(BIN)/python -m ezclip.reproduce $* $(if $(DRY_RUN),--dry-run) $(OVERRIDES)
+reproduce-table%: $(VENV)/.installed ## paper Table N's runs + report, N in 1-7, 10-13 (DRY_RUN=1: list the jobs; LAUNCHER=slurm)
+	$(BIN)/python -m ezclip.reproduce $* $(if $(DRY_RUN),--dry-run) $(if $(LAUNCHER),hydra/launcher=$(LAUNCHER)) $(OVERRIDES)
 
 clean: ## remove caches (keeps .venv and outputs)
 	rm -rf .pytest_cache .ruff_cache build dist src/*.egg-info

@@ -148,3 +148,18 @@ def test_two_classes_with_one_name_are_refused(tmp_path, second):
     labels = write(tmp_path / "labels.csv", f"id,name\n0,jump\n1,run\n2,{second}\n")
     with pytest.raises(ListFormatError, match=r"classes 0 \('jump'\) and 2 .* have the same name"):
         read_labels(labels)
+
+
+def test_validation_carved_from_training_is_stratified_seeded_and_disjoint():
+    from ezclip.data.lists import split_validation
+
+    entries = [VideoEntry(f"c{c}/v{i}.mp4", c) for c in range(3) for i in range(10)] + [VideoEntry("lone.mp4", 3)]
+    train, val = split_validation(entries, 0.2, seed=7)
+    assert sorted(e.label for e in val) == [0, 0, 1, 1, 2, 2]  # 20% of each class; a lone video stays in training
+    assert not {e.path for e in train} & {e.path for e in val} and len(train) + len(val) == len(entries)
+    assert split_validation(entries, 0.2, seed=7) == (train, val)
+    assert split_validation(entries, 0.2, seed=8)[1] != val
+    _, per_class = split_validation(entries, 3, seed=7)
+    assert sorted(e.label for e in per_class) == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+    with pytest.raises(ValueError, match="val_from_train"):
+        split_validation(entries, 0, seed=7)

@@ -226,8 +226,8 @@ def test_few_shot_cells_per_dataset_and_k(tmp_path, capsys):
         )
     assert main(["report", str(tmp_path), "--table", "4", "--out", str(tmp_path / "o")]) == 0
     markdown = (tmp_path / "o" / "table4.md").read_text()
-    assert "| backbone=ViT-B-16, frames=8 | ucf101 | K=2 | 50.0 ± 0.0 | 84.7 | -34.7 | 1 |" in markdown
-    assert "| backbone=ViT-B-16, frames=8 | ucf101 | K=16 | 70.0 ± 0.0 | 92.8 | -22.8 | 1 |" in markdown
+    assert "| backbone=ViT-B-16, frames=8 | ucf101 | K=2 | 50.0 | 84.7 | -34.7 | 1 |" in markdown
+    assert "| backbone=ViT-B-16, frames=8 | ucf101 | K=16 | 70.0 | 92.8 | -22.8 | 1 |" in markdown
 
 
 def test_ablation_rows_are_told_apart_by_their_switches(tmp_path, capsys):
@@ -238,14 +238,8 @@ def test_ablation_rows_are_told_apart_by_their_switches(tmp_path, capsys):
         (run / "results.json").write_text(json.dumps(data))
     assert main(["report", str(tmp_path), "--table", "5", "--out", str(tmp_path / "o")]) == 0
     markdown = (tmp_path / "o" / "table5.md").read_text()
-    assert (
-        "| backbone=ViT-B-16, frames=8, tvp=off, motion=False | ucf101 | base | 90.0 ± 0.0 | 94.4 | -4.4 | 1 |"
-        in markdown
-    )
-    assert (
-        "| backbone=ViT-B-16, frames=8, tvp=deep, motion=True | ucf101 | base | 90.0 ± 0.0 | 95.9 | -5.9 | 1 |"
-        in markdown
-    )
+    assert "| backbone=ViT-B-16, frames=8, tvp=off, motion=False | ucf101 | base | 90.0 | 94.4 | -4.4 | 1 |" in markdown
+    assert "| backbone=ViT-B-16, frames=8, tvp=deep, motion=True | ucf101 | base | 90.0 | 95.9 | -5.9 | 1 |" in markdown
     assert "base2novel, all base samples" in markdown
 
 
@@ -257,10 +251,48 @@ def test_text_source_rows_and_the_first_layer_only_row(tmp_path, capsys):
         (run / "results.json").write_text(json.dumps(data))
     assert main(["report", str(tmp_path / "t6"), "--table", "6", "--out", str(tmp_path / "o")]) == 0
     markdown = (tmp_path / "o" / "table6.md").read_text()
-    assert "| descriptions=False | hmdb51 | base | 80.0 ± 0.0 | 77.3 | +2.7 | 1 |" in markdown
-    assert "| descriptions=True | hmdb51 | novel | 60.0 ± 0.0 | 62.2 | -2.2 | 1 |" in markdown
+    assert "| descriptions=False | hmdb51 | base | 80.0 | 77.3 | +2.7 | 1 |" in markdown  # one run: no spread
+    assert "| descriptions=True | hmdb51 | novel | 60.0 | 62.2 | -2.2 | 1 |" in markdown
     test = {f"k600_split{i}": {"top1": 0.6} for i in (1, 2, 3)}
     write_run(tmp_path / "t11", "a", "k400", {"name": "zero_shot", "variant": "three_splits"}, test, tvp="tvp-first")
     assert main(["report", str(tmp_path / "t11"), "--table", "11", "--out", str(tmp_path / "o")]) == 0
     markdown = (tmp_path / "o" / "table11.md").read_text()
     assert "| tvp=first, motion=True | k600 | top1 | 60.0 ± 0.0 | 65.6 | -5.6 | 3 |" in markdown
+
+
+def test_wandb_dashboard_offline_writes_the_report_spec_and_says_how_to_publish(tmp_path, capsys, monkeypatch):
+    from ezclip.report import wandb_report
+
+    monkeypatch.setenv("HOME", str(tmp_path))  # nobody is logged in to W&B
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    for name, tvp, motion, lr in (("a", "off", False, 1e-5), ("b", "deep", True, 1e-4)):
+        run = fake_run(
+            tmp_path / "runs", name, "ucf101", 0, 0.9, 0.7, tvp=f"tvp-{tvp}", motion=["no-motion", "motion"][motion]
+        )
+        data = json.loads((run / "results.json").read_text())
+        data["config"].update(
+            protocol={"name": "base2novel", "variant": "all_base_samples"},
+            model={"tvp": tvp, "motion_loss": motion, "optimizer": {"lr": lr}},
+        )
+        data["cell"] = f"table5_ucf101_{tvp}_{motion}"
+        (run / "results.json").write_text(json.dumps(data))
+    out = tmp_path / "o"
+    assert main(["report", str(tmp_path / "runs"), "--table", "5", "--out", str(out), "--wandb", "--entity", "me"]) == 0
+    message = capsys.readouterr().out
+    assert "offline" in message and "wandb login" in message
+    spec = json.loads((out / "wandb_report.json").read_text())
+    assert spec["run_filter"] == {"tags": ["table5"], "groups": ["table5_ucf101_deep_True", "table5_ucf101_off_False"]}
+    kinds = [(p["kind"], p["title"]) for p in spec["panels"]]
+    assert kinds[:2] == [("bar", "test/base/top1"), ("bar", "test/novel/top1")]
+    assert ("line", "train/loss") in kinds and ("parallel", "hyperparameters") in kinds
+    assert spec["panels"][0]["group_by"] == ["dataset.name", "model.backbone", "model.num_frames", "model.tvp",
+                                             "model.motion_loss"]  # fmt: skip
+    assert (
+        "| backbone=ViT-B-16, frames=8, tvp=off, motion=False | ucf101 | base | 90.0 | 94.4 | 1 |"
+        in (spec["results_markdown"])
+    )
+    parallel = next(p for p in spec["panels"] if p["kind"] == "parallel")
+    assert parallel["columns"][0] == "model.optimizer.lr"  # the one swept hyperparameter
+    report = wandb_report(spec)  # the wandb-workspaces objects, built offline
+    (grid,) = [block for block in report.blocks if type(block).__name__ == "PanelGrid"]
+    assert len(grid.panels) == len(spec["panels"]) and report.entity == "me"

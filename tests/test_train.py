@@ -303,6 +303,180 @@ def test_wandb_logs_offline_without_network_or_login(tmp_path, synth_dir, monkey
     assert any(offline_runs[0].rglob("media/table/test/*.table.json"))  # the results table
 
 
+def test_every_job_of_a_multirun_is_its_own_wandb_run_grouped_by_its_report_cell(tmp_path, synth_dir):
+    from helpers import TINY_CONFIG
+
+    config = tmp_path / "ezclip-test-wandb.json"
+    config.write_text(json.dumps(TINY_CONFIG))
+    sweep = tmp_path / "sweep"
+    command = [
+        sys.executable, "-m", "ezclip.cli", "train", "-m", "model.tvp=deep,off", "logger=wandb",
+        f"model.backbone={config}", "model.pretrained=null", "model.force_quick_gelu=false",
+        f"data.root={synth_dir}", "data.image_size=32", "data.resize_size=32", "data.num_frames=4",
+        "data.num_workers=0", "+trainer.fast_dev_run=true", *QUIET, f"paths.log_dir={tmp_path}",
+        f"hydra.sweep.dir={sweep}",
+    ]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")} | {"HOME": str(tmp_path)}
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    runs = [list((sweep / job / "wandb").glob("offline-run-*")) for job in ("0", "1")]
+    assert [len(r) for r in runs] == [1, 1] and runs[0][0].name != runs[1][0].name
+    for job, (run,) in zip(("0", "1"), runs, strict=True):
+        recorded = (run / f"run-{run.name.rsplit('-', 1)[1]}.wandb").read_bytes()
+        cell = results(sweep / job)["cell"]
+        assert cell.encode() in recorded and b"train" in recorded  # the W&B group and job type
+    assert results(sweep / "0")["cell"] != results(sweep / "1")["cell"]  # tvp tells the cells apart
+
+
+def test_a_failed_job_still_finishes_its_wandb_run(tmp_path, synth_dir, monkeypatch):
+    import lightning as L
+    import wandb
+
+    from ezclip.runs import config
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for key in [k for k in os.environ if k.startswith("WANDB_")]:
+        monkeypatch.delenv(key)
+
+    class Fail(L.Callback):
+        def on_train_batch_start(self, *args):
+            raise Interrupt
+
+    original = config.instantiate_callbacks
+    with monkeypatch.context() as patch:
+        patch.setattr(config, "instantiate_callbacks", lambda c: original(c) + [Fail()])
+        with pytest.raises(Interrupt):
+            train(shrunk("train", tmp_path / "failed", synth_dir, [*FAST, "logger=wandb"]))
+    assert wandb.run is None  # finished: the next job cannot write into it
+    train(shrunk("train", tmp_path / "next", synth_dir, [*FAST, "logger=wandb"]))
+    assert len(list((tmp_path / "next" / "wandb").glob("offline-run-*"))) == 1
+
+
+def test_wandb_login_is_looked_up_for_the_configured_host(tmp_path, monkeypatch):
+    from ezclip.runs.loggers import wandb_logged_in
+
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("NETRC", str(tmp_path / ".netrc"))
+    netrc = tmp_path / ".netrc"
+    netrc.write_text(f"machine wandb.example.org\n  login user\n  password {'k' * 40}\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("WANDB_BASE_URL", "https://wandb.example.org")  # a self-hosted server
+    assert wandb_logged_in()
+    monkeypatch.setenv("WANDB_BASE_URL", "https://wandb.other.org")
+    assert not wandb_logged_in()
+
+
+@pytest.mark.slow
+def test_a_multirun_of_ddp_training_jobs_runs_each_job_once(tmp_path, synth_dir):
+    """2 jobs x DDP training on 2 CPU processes (gloo): exactly 2 runs, each trained and tested once."""
+    from helpers import TINY_CONFIG
+
+    config = tmp_path / "ezclip-test-ddp-train.json"
+    config.write_text(json.dumps(TINY_CONFIG))
+    sweep = tmp_path / "sweep"
+    command = [
+        sys.executable, "-m", "ezclip.cli", "train", "-m", "model.tvp=deep,off", "trainer.strategy=ddp",
+        "trainer.accelerator=cpu", "trainer.devices=2", "trainer.max_epochs=2", f"model.backbone={config}",
+        "model.pretrained=null", "model.force_quick_gelu=false", f"data.root={synth_dir}", "data.image_size=32",
+        "data.resize_size=32", "data.num_frames=4", "data.num_workers=0", "data.batch_size=4",
+        "data.eval_batch_size=3", *QUIET, f"paths.log_dir={tmp_path}", f"hydra.sweep.dir={sweep}",
+    ]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert sorted(p.name for p in sweep.iterdir() if p.is_dir() and not p.name.startswith(".")) == ["0", "1"]
+    assert not (tmp_path / "train").exists()  # no rank started a sweep (or a run) of its own
+    test_videos = len([line for line in (synth_dir / "test.txt").read_text().splitlines() if line.strip()])
+    for job, tvp in (("0", "deep"), ("1", "off")):
+        out = results(sweep / job)
+        assert out["config"]["model"]["tvp"] == tvp and out["world_size"] == 2 and out["epochs_trained"] == 2
+        assert out["batch"] == {"global": 4, "per_device": 2, "accumulate": 1, "world_size": 2}
+        assert out["test"]["synthmotion"]["num_videos"] == test_videos  # every test video exactly once
+
+
+def _tiny_cli(tmp_path: Path, synth_dir: Path, *overrides: str) -> list[str]:
+    """`ezclip train` with the tiny backbone (a JSON config file) on the tiny SynthMotion."""
+    from helpers import TINY_CONFIG
+
+    config = tmp_path / "ezclip-test-cli.json"
+    config.write_text(json.dumps(TINY_CONFIG))
+    return [
+        sys.executable, "-m", "ezclip.cli", "train", *overrides, f"model.backbone={config}", "model.pretrained=null",
+        "model.force_quick_gelu=false", f"data.root={synth_dir}", "data.image_size=32", "data.resize_size=32",
+        "data.num_frames=4", "data.num_workers=0", "data.batch_size=4", *QUIET, f"paths.log_dir={tmp_path}",
+    ]  # fmt: skip
+
+
+def test_an_optuna_search_optimises_a_validation_split_held_out_of_training(tmp_path, synth_dir):
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper", reason="make install EXTRAS=dev,search")
+    sweep = tmp_path / "sweep"
+    search = ["-m", "hparams_search=optuna", "hydra.sweeper.n_trials=2", "hydra.sweeper.sampler.n_startup_trials=2"]
+    command = _tiny_cli(tmp_path, synth_dir, *search, "trainer.max_epochs=1", f"hydra.sweep.dir={sweep}")
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    import yaml
+
+    best = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
+    trials = [results(sweep / job) for job in ("0", "1")]
+    assert best["best_value"] == max(t["val"]["top1"] for t in trials)
+    lrs = [t["config"]["model"]["optimizer"]["lr"] for t in trials]
+    assert lrs[0] != lrs[1] and all(1e-6 <= lr <= 1e-3 for lr in lrs)
+    train_videos = {line.split()[0] for line in (synth_dir / "train.txt").read_text().splitlines() if line.strip()}
+    for trial, job in zip(trials, ("0", "1"), strict=True):
+        held_out = set((sweep / job / "val_from_train.txt").read_text().split())
+        assert trial["validation"]["videos"] == len(held_out) == 11  # one per class (10% rounds up to one)
+        assert held_out < train_videos  # carved from training, never the test list
+        assert trial["val"]["num_videos"] == 11
+
+
+@pytest.mark.slow
+def test_a_multirun_through_the_submitit_launcher(tmp_path, synth_dir):
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="make install EXTRAS=dev,slurm")
+    sweep = tmp_path / "sweep"
+    jobs = ["-m", "hydra/launcher=local", "model.tvp=deep,off", "+trainer.fast_dev_run=true"]
+    result = subprocess.run(_tiny_cli(tmp_path, synth_dir, *jobs, f"hydra.sweep.dir={sweep}"), capture_output=True,
+                            text=True, timeout=600, cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert [results(sweep / job)["config"]["model"]["tvp"] for job in ("0", "1")] == ["deep", "off"]
+
+
+def test_the_slurm_launcher_takes_its_tasks_from_the_trainer(tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="make install EXTRAS=dev,slurm")
+    from ezclip.runs.config import compose
+
+    overrides = ["hydra/launcher=slurm", "trainer=ddp", "trainer.num_nodes=2", "hydra.launcher.partition=gpu"]
+    cfg = compose("train", overrides, return_hydra_config=True)
+    launcher = cfg.hydra.launcher
+    assert (launcher.gpus_per_node, launcher.tasks_per_node, launcher.nodes) == (4, 4, 2)
+    assert launcher.partition == "gpu" and launcher._target_.endswith("SlurmLauncher")
+
+
+def test_the_global_batch_must_split_evenly_over_devices(tmp_path, synth_dir):
+    from ezclip.runs.checks import ConfigError
+
+    overrides = ["trainer.devices=3", "trainer.accumulate_grad_batches=1"]
+    with pytest.raises(ConfigError, match=r"data.batch_size=4 is the global batch: it must be a multiple of .* = 3"):
+        train(shrunk("train", tmp_path / "run", synth_dir, overrides))
+
+
+def test_cuda_random_states_travel_with_the_checkpoint(monkeypatch):
+    from ezclip.lit.module import EZCLIPModule
+
+    module = EZCLIPModule(backbone=TINY, num_frames=4)
+    states = [torch.tensor([1, 2, 3], dtype=torch.uint8)]
+    restored = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "get_rng_state_all", lambda: states)
+    monkeypatch.setattr(torch.cuda, "set_rng_state_all", restored.append)
+    checkpoint = {"state_dict": {f"net.{k}": v for k, v in module.net.trainable_state_dict().items()},
+                  "hyper_parameters": dict(module.hparams)}  # fmt: skip
+    module.on_save_checkpoint(checkpoint)
+    assert checkpoint["rng_states"]["cuda"] is states
+    module.on_load_checkpoint(checkpoint)
+    assert restored == [states]
+
+
 def test_multirun_from_the_command_line(tmp_path, synth_dir):
     import subprocess
     import sys

@@ -13,7 +13,7 @@ import logging
 import time
 from typing import Any
 
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from ezclip.runs.config import hydra_main
 
@@ -30,8 +30,9 @@ def evaluate(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     from ezclip.models import read_checkpoint
     from ezclip.models.checkpoint import IDENTITY_KEYS, load_trainable_state
     from ezclip.runs.checks import check_run_config, check_run_dir
-    from ezclip.runs.config import instantiate_loggers
-    from ezclip.runs.naming import run_name, sweep_group, tags
+    from ezclip.runs.config import distributed_job, instantiate_loggers
+    from ezclip.runs.loggers import finish_wandb, start_wandb
+    from ezclip.runs.naming import cell_name, run_name, tags
     from ezclip.runs.records import record_run
 
     started = time.time()
@@ -56,18 +57,27 @@ def evaluate(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         )
     check_run_config(cfg)
     L.seed_everything(cfg.seed, workers=True)
-
-    datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
-    model: EZCLIPModule = hydra.utils.instantiate(cfg.model, _convert_="all")
-    if weights is not None and weights.config is not None:
-        load_trainable_state(model.net, weights)
-    loggers = instantiate_loggers(cfg.get("logger"), name=run_name(cfg), tags=tags(cfg), group=sweep_group())
-    trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, logger=loggers or False, callbacks=[])
-    trainer.test(model, datamodule=datamodule)
-
-    if trainer.is_global_zero:
-        checkpoint = {"path": weights.source, "format": weights.format, **weights.extra} if weights else None
-        record_run(cfg, trainer, model, loggers, started, checkpoint=checkpoint)
+    with distributed_job():
+        datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
+        model: EZCLIPModule = hydra.utils.instantiate(cfg.model, _convert_="all")
+        if weights is not None and weights.config is not None:
+            load_trainable_state(model.net, weights)
+        loggers = instantiate_loggers(
+            cfg.get("logger"), name=run_name(cfg), tags=tags(cfg), group=cell_name(cfg), job_type="eval"
+        )
+        trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, logger=loggers or False, callbacks=[])
+        failed = True
+        try:
+            for logger in loggers:
+                logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+            start_wandb(loggers)
+            trainer.test(model, datamodule=datamodule)
+            if trainer.is_global_zero:
+                checkpoint = {"path": weights.source, "format": weights.format, **weights.extra} if weights else None
+                record_run(cfg, trainer, model, loggers, started, checkpoint=checkpoint)
+            failed = False
+        finally:
+            finish_wandb(loggers, failed)  # one W&B run per job, also when the job fails
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     return metrics, {"cfg": cfg, "datamodule": datamodule, "model": model, "trainer": trainer}
 

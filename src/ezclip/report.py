@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import re
 import statistics
 from pathlib import Path
@@ -54,8 +55,9 @@ def check_one_kind(runs: list[dict[str, Any]], where: str) -> dict[str, str]:
     return shared
 
 
-def mean_std(values: list[float]) -> tuple[float, float]:
-    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+def mean_std(values: list[float]) -> tuple[float, float | None]:
+    """Mean and sample standard deviation; a single value has no spread (None)."""
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None
 
 
 def harmonic_mean(base: float, novel: float) -> float:
@@ -193,6 +195,15 @@ def efficiency_cells(infos: list[dict[str, Any]], expected: dict[str, Any]) -> l
     return cells
 
 
+def _number(value: float | None, signed: bool = False) -> str:
+    return "—" if value is None else (f"{value:+.1f}" if signed else f"{value:.1f}")
+
+
+def _cell_text(cell: dict[str, Any]) -> str:
+    """`mean ± std`; a single run has no spread to show, so it is the mean alone."""
+    return _number(cell["mean"]) + (f" ± {cell['std']:.1f}" if cell["std"] is not None else "")
+
+
 def write_report(cells: list[dict[str, Any]], expected: dict[str, Any], out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     stem = out / f"table{expected['table']}"
@@ -202,9 +213,6 @@ def write_report(cells: list[dict[str, Any]], expected: dict[str, Any], out: Pat
         writer.writeheader()
         writer.writerows(cells)
 
-    def fmt(value, signed=False):
-        return "—" if value is None else (f"{value:+.1f}" if signed else f"{value:.1f}")
-
     lines = [
         f"# {expected['title']}",
         "",
@@ -212,10 +220,9 @@ def write_report(cells: list[dict[str, Any]], expected: dict[str, Any], out: Pat
         "|---|---|---|---|---|---|---|---|",
     ]
     for c in cells:
-        ours = fmt(c["mean"]) + (f" ± {c['std']:.1f}" if c["std"] is not None else "")
         lines.append(
-            f"| {c['row']} | {c['dataset']} | {c['metric']} | {ours} | {fmt(c['paper'])} | "
-            f"{fmt(c['diff'], True)} | {c['n']} | {c['variant']} |"
+            f"| {c['row']} | {c['dataset']} | {c['metric']} | {_cell_text(c)} | {_number(c['paper'])} | "
+            f"{_number(c['diff'], signed=True)} | {c['n']} | {c['variant']} |"
         )
     lines += ["", f"Paper numbers: {expected['source']}. Ours: top-1 (%) from the runs' results.json."]
     stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
@@ -247,6 +254,110 @@ def _plot(cells: list[dict[str, Any]], expected: dict[str, Any], path: Path) -> 
     )
 
 
+# --- W&B dashboard ---------------------------------------------------------------------------------
+
+# How a paper row's keys read in a run's logged (resolved) config.
+ROW_CONFIG_KEYS = {
+    "backbone": "model.backbone",
+    "frames": "model.num_frames",
+    "tvp": "model.tvp",
+    "motion": "model.motion_loss",
+    "descriptions": "data.text.source",
+}
+# Hyperparameters a sweep may vary: those that do get a parallel-coordinates panel.
+SWEPT_KEYS = ("model.optimizer.lr", "model.optimizer.weight_decay", "model.motion_weight", "data.batch_size",
+              "trainer.max_epochs")  # fmt: skip
+
+
+def _config_value(run: dict[str, Any], dotted: str) -> Any:
+    value: Any = run.get("config", {})
+    for part in dotted.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
+def dashboard_spec(
+    runs: list[dict[str, Any]], cells: list[dict[str, Any]], expected: dict[str, Any], project: str, entity: str | None
+) -> dict[str, Any]:
+    """The W&B report of a paper table, as plain data: the results table beside the paper's numbers,
+    one bar panel per test metric and one training-curve panel per logged curve, both grouped by the
+    table's factors (the runs of one report cell, i.e. one W&B group, averaged), and a
+    parallel-coordinates panel over the hyperparameters the runs vary."""
+    keys = [k for k in expected["rows"][0] if k != "cells"]
+    group_by = ["dataset.name", *(ROW_CONFIG_KEYS[k] for k in keys)]
+    metrics = sorted({f"test/{name}/top1" for run in runs for name in run.get("test", {})})
+    swept = [k for k in SWEPT_KEYS if len({json.dumps(_config_value(r, k)) for r in runs}) > 1]
+    panels = [{"kind": "bar", "title": metric, "metric": metric, "group_by": group_by} for metric in metrics]
+    panels += [
+        {"kind": "line", "title": curve, "y": curve, "group_by": group_by} for curve in ("train/loss", "val/top1")
+    ]
+    if swept:
+        panels.append({"kind": "parallel", "title": "hyperparameters", "columns": [*swept, *metrics]})
+    lines = ["| model | dataset | metric | ours | paper | runs |", "|---|---|---|---|---|---|"]
+    lines += [f"| {c['row']} | {c['dataset']} | {c['metric']} | {_cell_text(c)} | {_number(c['paper'])} | {c['n']} |"
+              for c in cells]  # fmt: skip
+    return {
+        "entity": entity,
+        "project": project,
+        "title": f"ezclip: {expected['title']}",
+        "description": f"Table {expected['table']} reproduced; paper numbers: {expected['source']}.",
+        "results_markdown": "\n".join(lines),
+        "run_filter": {"tags": [f"table{expected['table']}"], "groups": sorted({r.get("cell", "") for r in runs})},
+        "panels": panels,
+    }
+
+
+def wandb_report(spec: dict[str, Any]):
+    """A wandb-workspaces Report built from `dashboard_spec` data (nothing is sent until `.save()`)."""
+    import wandb_workspaces.reports.v2 as wr
+
+    panels = []
+    for panel in spec["panels"]:
+        if panel["kind"] == "bar":
+            panels.append(wr.BarPlot(title=panel["title"], metrics=[panel["metric"]], groupby_aggfunc="mean",
+                                     groupby_rangefunc="stddev"))  # fmt: skip
+        elif panel["kind"] == "line":
+            panels.append(wr.LinePlot(title=panel["title"], y=[panel["y"]], groupby_aggfunc="mean",
+                                      groupby_rangefunc="stddev"))  # fmt: skip
+        else:
+            columns = [wr.ParallelCoordinatesPlotColumn(metric=wr.Config(c) if not c.startswith("test/") else
+                                                        wr.SummaryMetric(c)) for c in panel["columns"]]  # fmt: skip
+            panels.append(wr.ParallelCoordinatesPlot(title=panel["title"], columns=columns))
+    tags = ", ".join(repr(t) for t in spec["run_filter"]["tags"])
+    runset = wr.Runset(
+        entity=spec["entity"] or "",
+        project=spec["project"],
+        name="runs of this table",
+        filters=f"Tags('tags') in [{tags}]",
+        groupby=[f"config.{key}" for key in spec["panels"][0]["group_by"]] if spec["panels"] else [],
+    )
+    return wr.Report(
+        project=spec["project"],
+        entity=spec["entity"] or "",
+        title=spec["title"],
+        description=spec["description"],
+        blocks=[
+            wr.H1(spec["title"]),
+            wr.MarkdownBlock(spec["results_markdown"]),
+            wr.PanelGrid(runsets=[runset], panels=panels),
+        ],
+    )
+
+
+def publish_dashboard(spec: dict[str, Any], out: Path) -> str:
+    """Write the spec to `<out>/table<N>.wandb.json`; when W&B is online, also save the report. Says which."""
+    from ezclip.runs.loggers import wandb_host, wandb_logged_in
+
+    path = out / "wandb_report.json"
+    path.write_text(json.dumps(spec, indent=2) + "\n")
+    offline = os.environ.get("WANDB_MODE") in ("offline", "disabled") or not wandb_logged_in()
+    if offline:
+        return (f"W&B report written to {path} (offline: not logged in to {wandb_host()}); publish it with the "
+                "same `ezclip report ... --wandb` once logged in (`wandb login [--host URL]`)")  # fmt: skip
+    report = wandb_report(spec).save()
+    return f"W&B report: {report.url} (spec in {path})"
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "runs",
@@ -257,6 +368,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--table", type=int, required=True, help="the paper's table number (experiments/tableN)")
     parser.add_argument("--expected", type=Path, default=None, help="default: experiments/table<N>/expected.json")
     parser.add_argument("--out", type=Path, default=Path("outputs/reports"), help="where table<N>.{md,csv,png} go")
+    parser.add_argument("--wandb", action="store_true", help="also make the table's W&B report (a spec file offline)")
+    parser.add_argument("--project", default="ezclip", help="with --wandb: the W&B project the runs logged to")
+    parser.add_argument("--entity", default=None, help="with --wandb: the W&B entity (default: yours)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -267,10 +381,14 @@ def run(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"no expected numbers for table {args.table}: {expected_path}")
     expected = json.loads(expected_path.read_text())
     if expected["protocol"] == "efficiency":
-        cells = efficiency_cells(find_results(args.runs, "efficiency.json"), expected)
+        runs = find_results(args.runs, "efficiency.json")
+        cells = efficiency_cells(runs, expected)
     else:
-        cells = build_report(find_results(args.runs), expected)
+        runs = find_results(args.runs)
+        cells = build_report(runs, expected)
     written = write_report(cells, expected, args.out)
     print(written[0].read_text())
     print("wrote " + ", ".join(str(p) for p in written))
+    if args.wandb:
+        print(publish_dashboard(dashboard_spec(runs, cells, expected, args.project, args.entity), args.out))
     return 0

@@ -29,10 +29,10 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     from omegaconf import OmegaConf
 
     from ezclip.lit.module import EZCLIPModule
-    from ezclip.models import save_checkpoint
     from ezclip.runs.checks import check_run_config, check_run_dir
-    from ezclip.runs.config import instantiate_callbacks, instantiate_loggers, resolve_ckpt_path
-    from ezclip.runs.naming import run_name, sweep_group, tags
+    from ezclip.runs.config import distributed_job, instantiate_callbacks, instantiate_loggers
+    from ezclip.runs.loggers import finish_wandb, start_wandb
+    from ezclip.runs.naming import cell_name, run_name, tags
     from ezclip.runs.records import record_run
 
     started = time.time()
@@ -40,16 +40,37 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     check_run_dir(output_dir, resuming=bool(cfg.get("ckpt_path")))
     check_run_config(cfg, training=bool(cfg.get("train")))
     L.seed_everything(cfg.seed, workers=True)
+    with distributed_job():
+        datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
+        model: EZCLIPModule = hydra.utils.instantiate(cfg.model, _convert_="all")
+        callbacks = instantiate_callbacks(cfg.get("callbacks"))
+        loggers = instantiate_loggers(
+            cfg.get("logger"), name=run_name(cfg), tags=tags(cfg), group=cell_name(cfg), job_type="train"
+        )
+        trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+        failed = True
+        try:
+            for logger in loggers:
+                logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+            start_wandb(loggers)
+            metrics = _fit_and_test(cfg, trainer, model, datamodule, output_dir)
+            if trainer.is_global_zero:
+                val = {k.removeprefix("val/"): v for k, v in metrics.items() if k.startswith("val/")}
+                extra = {"epochs_trained": trainer.current_epoch, "val": val, "batch": datamodule.batch_layout()}
+                if datamodule.carved_validation:
+                    extra["validation"] = _record_carved_validation(datamodule, output_dir)
+                record_run(cfg, trainer, model, loggers, started, **extra)
+            failed = False
+        finally:
+            finish_wandb(loggers, failed)  # one W&B run per job, also when the job fails
+    return metrics, {"cfg": cfg, "datamodule": datamodule, "model": model, "trainer": trainer}
 
-    datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
-    model: EZCLIPModule = hydra.utils.instantiate(cfg.model, _convert_="all")
-    callbacks = instantiate_callbacks(cfg.get("callbacks"))
-    loggers = instantiate_loggers(cfg.get("logger"), name=run_name(cfg), tags=tags(cfg), group=sweep_group())
-    trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
-    for logger in loggers:
-        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
 
-    metrics: dict[str, Any] = {}
+def _fit_and_test(cfg: DictConfig, trainer: L.Trainer, model, datamodule, output_dir: Path) -> dict[str, float]:
+    from ezclip.models import save_checkpoint
+    from ezclip.runs.config import resolve_ckpt_path
+
+    metrics: dict[str, float] = {}
     if cfg.get("train"):
         ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), output_dir)
         # weights_only explicitly: no environment variable can turn pickled code execution back on.
@@ -57,15 +78,19 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
         if trainer.is_global_zero:
             save_checkpoint(model.net, output_dir / "checkpoints" / "model.pt", extra={"epoch": trainer.current_epoch})
-    val_metrics = {k.removeprefix("val/"): v for k, v in metrics.items() if k.startswith("val/")}
-
     if cfg.get("test") and cfg.data.get("test_sets"):
         trainer.test(model, datamodule=datamodule, ckpt_path=_test_checkpoint(cfg, trainer), weights_only=True)
         metrics.update({k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")})
+    return metrics
 
-    if trainer.is_global_zero:
-        record_run(cfg, trainer, model, loggers, started, epochs_trained=trainer.current_epoch, val=val_metrics)
-    return metrics, {"cfg": cfg, "datamodule": datamodule, "model": model, "trainer": trainer}
+
+def _record_carved_validation(datamodule, output_dir: Path) -> dict[str, Any]:
+    """Write the videos val_from_train held out to <run>/val_from_train.txt; what results.json says of them."""
+    path = output_dir / "val_from_train.txt"
+    path.write_text("".join(f"{video}\n" for video in datamodule.carved_validation))
+    share = datamodule.hparams.val_from_train
+    return {"from_train": share, "seed": datamodule.hparams.seed, "videos": len(datamodule.carved_validation),
+            "list": path.name}  # fmt: skip
 
 
 def _test_checkpoint(cfg: DictConfig, trainer: L.Trainer) -> str | None:

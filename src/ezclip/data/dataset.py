@@ -2,7 +2,9 @@
 
 A dataset item is a dict ``{"video": uint8, "label": int, "index": int}`` or, for a video that
 cannot be read, a ``Skipped`` marker; ``VideoCollate`` drops the markers, logs each bad path once
-per process and counts them in the batch, so one corrupt file never stops an epoch.
+per process and counts them in the batch, so one corrupt file never stops an epoch. In training an
+unreadable video is replaced by another one of the list (drawn from a seeded generator; the item
+carries the replaced ``Skipped`` markers under ``replaced``), so training batches stay full.
 
 Randomness: a training item's frames and augmentation come from a numpy Generator seeded with
 ``(seed, epoch, index)``, so a run is reproducible whatever the number of workers or the order in
@@ -30,6 +32,8 @@ from ezclip.data.transforms import TestTransform, TrainTransform
 
 log = logging.getLogger(__name__)
 _warned: set[str] = set()  # bad paths already logged by this process
+# Training draws at most this many other videos in place of an unreadable one.
+MAX_REPLACEMENTS = 8
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,21 @@ class VideoDataset(Dataset):
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict | Skipped:
         index, epoch = (int(key[0]), int(key[1])) if isinstance(key, tuple | list) else (int(key), 0)
+        item = self._load(index, epoch)
+        if not self.train or not isinstance(item, Skipped):
+            return item
+        # Training: an unreadable video is replaced by another of the list (a seeded draw), so the
+        # batch stays full and DDP ranks keep stepping together; the bad one is still reported.
+        rng = np.random.default_rng([self.seed, epoch, index, 2])
+        unreadable = [item]
+        for _ in range(MAX_REPLACEMENTS):
+            replacement = self._load(int(rng.integers(len(self))), epoch)
+            if not isinstance(replacement, Skipped):
+                return {**replacement, "replaced": unreadable}
+            unreadable.append(replacement)
+        return item
+
+    def _load(self, index: int, epoch: int) -> dict | Skipped:
         entry, path = self.entries[index], self.path(index)
         sampler = ClipSampler(self.num_frames, self.train, self.n_clips, seed=(self.seed, epoch, index, 0))
         try:
@@ -111,7 +130,7 @@ class VideoDataset(Dataset):
 
 
 class VideoCollate:
-    """Stack good items, drop ``Skipped`` ones.
+    """Stack good items, drop ``Skipped`` ones (and report those a training item replaced).
 
     Returns ``{"video": uint8 (B, *video_shape), "label": long (B,), "index": long (B,),
     "num_skipped": int, "skipped": list[str]}``; B may be 0 (every video failed).
@@ -123,6 +142,7 @@ class VideoCollate:
     def __call__(self, items: list[dict | Skipped]) -> dict:
         good = [item for item in items if not isinstance(item, Skipped)]
         bad = [item for item in items if isinstance(item, Skipped)]
+        bad += [skipped for item in good for skipped in item.get("replaced", [])]
         for item in bad:
             if item.path not in _warned:
                 _warned.add(item.path)

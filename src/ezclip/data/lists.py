@@ -16,6 +16,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 log = logging.getLogger(__name__)
 
 
@@ -136,3 +138,28 @@ def apply_exclusions(entries: list[VideoEntry], excluded: set[str]) -> tuple[lis
 def _normalize(path: str) -> str:
     path = path.replace("\\", "/")
     return path[2:] if path.startswith("./") else path
+
+
+def split_validation(
+    entries: list[VideoEntry], share: float | int, seed: int
+) -> tuple[list[VideoEntry], list[VideoEntry]]:
+    """Carve a validation split out of a training list: stratified by class, seeded, disjoint.
+
+    `share` < 1 is the fraction of each class's videos held out (rounded, at least one); `share` >= 1
+    the number per class. A class always keeps one training video. Returns (train, val), each in
+    list order.
+    """
+    if share <= 0:
+        raise ValueError(f"val_from_train must be a fraction in (0, 1) or a count >= 1 per class, got {share}")
+    by_class: dict[int, list[int]] = {}
+    for position, entry in enumerate(entries):
+        by_class.setdefault(entry.label, []).append(position)
+    held_out: set[int] = set()
+    for label, positions in by_class.items():
+        wanted = max(1, round(share * len(positions))) if share < 1 else int(share)
+        count = min(wanted, len(positions) - 1)
+        order = np.random.default_rng([seed, label]).permutation(len(positions))
+        held_out.update(positions[i] for i in order[:count])
+    train = [e for i, e in enumerate(entries) if i not in held_out]
+    val = [e for i, e in enumerate(entries) if i in held_out]
+    return train, val

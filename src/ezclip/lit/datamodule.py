@@ -4,7 +4,9 @@ Batches (uint8 video; convert on the device with ``ezclip.data.transforms.normal
     train: ``{"video": (B, T, 3, S, S), "label": (B,), "index": (B,), "num_skipped": int, "skipped": [path]}``
     val/test: ``{"video": (B, V, T, 3, S, S), ...}`` with V = n_clips * n_crops views for test sets and
         V = 1 (one centre clip, centre crop) for validation, which runs every epoch and must stay cheap.
-Unreadable videos are dropped from their batch and counted; B can be 0.
+Unreadable videos: in evaluation dropped from their batch and counted (B can be 0); in training
+replaced by another video of the list (and reported), so every training batch is full and DDP
+ranks step together.
 
 Distributed: the samplers are ``DistributedSampler`` subclasses built from the process group, so
 Lightning keeps them with or without ``use_distributed_sampler``: training gives every rank the
@@ -23,7 +25,7 @@ from torch.utils.data import DataLoader
 
 from ezclip.data.dataset import EvalSampler, TrainSampler, VideoCollate, VideoDataset
 from ezclip.data.decoding import SafeDecoder, decode_video, import_function
-from ezclip.data.lists import apply_exclusions, read_exclusions, read_labels, read_list
+from ezclip.data.lists import apply_exclusions, read_exclusions, read_labels, read_list, split_validation
 from ezclip.data.text import class_texts
 from ezclip.data.transforms import TestTransform, TrainTransform
 
@@ -42,12 +44,17 @@ class VideoDataModule(L.LightningDataModule):
         text: ``{"source": "names"|"templates"|"descriptions", "templates": [...], "descriptions": path,
             "on_missing": "error"|"templates"}`` (see ``ezclip.data.text.class_texts``).
         num_frames: T. image_size: S. resize_size: short side before the test crops.
-        batch_size: training batch; eval_batch_size: evaluation batch (default batch_size).
+        batch_size: the GLOBAL training batch (all devices and accumulated steps together, as papers state
+            it); each device loads batch_size / (devices x nodes x accumulate_grad_batches) per step.
+        eval_batch_size: evaluation batch per device (default: the per-device training batch).
         num_workers: DataLoader workers (0: load in the main process).
         train_scales, horizontal_flip, color_jitter, grayscale: training augmentation (flip off for SSv2).
         n_clips, n_crops: test views (temporal x spatial).
         decode_timeout: seconds per video before the decoder is killed and the video skipped (<= 0: no guard).
         exclude: file of relative video paths to drop from every list.
+        val_from_train: carve the validation split out of the training list (when there is no val_list):
+            a fraction of each class (< 1) or a number per class (>= 1), seeded by `seed`, disjoint from
+            training; model selection and sweeps then never read a test set.
         seed: base of the training order and augmentation (with the epoch and the video index).
         pin_memory, persistent_workers: passed to the DataLoaders (persistent only with workers).
         decode_fn: module-level ``(path, sampler) -> uint8 (N, H, W, 3)`` or its ``"module:function"`` name
@@ -80,6 +87,7 @@ class VideoDataModule(L.LightningDataModule):
         n_crops: int = 1,
         decode_timeout: float = 30.0,
         exclude: str | None = None,
+        val_from_train: float | None = None,
         seed: int = 0,
         pin_memory: bool = False,
         persistent_workers: bool = False,
@@ -87,6 +95,8 @@ class VideoDataModule(L.LightningDataModule):
     ):
         super().__init__()
         self.save_hyperparameters(ignore=["decode_fn"])
+        if val_from_train and val_list:
+            raise ValueError("choose data.val_list or data.val_from_train, not both")
         self.root = str(root)
         self.text = dict(text or {"source": "names"})
         self.test_sets = {str(name): _test_spec(name, spec) for name, spec in (test_sets or {}).items()}
@@ -104,6 +114,7 @@ class VideoDataModule(L.LightningDataModule):
         self.class_names: dict[str, list[str]] = {}
         self.class_texts: dict[str, list[list[str]]] = {}
         self.num_excluded: dict[str, int] = {}
+        self.carved_validation: list[str] = []  # the list paths val_from_train held out
         self.datasets: dict[str, VideoDataset] = {}
 
     # -- splits ---------------------------------------------------------------------------------
@@ -120,6 +131,8 @@ class VideoDataModule(L.LightningDataModule):
             splits["train"] = {"list": hp.train_list, "labels": hp.train_labels or hp.labels}
         if hp.val_list:
             splits["val"] = {"list": hp.val_list, "labels": hp.val_labels or hp.labels}
+        elif hp.val_from_train and hp.train_list:
+            splits["val"] = dict(splits["train"])  # carved out of the training list (_dataset)
         for name, spec in self.test_sets.items():
             splits[name] = {**spec, "labels": spec["labels"] or hp.labels}
         for spec in splits.values():
@@ -157,6 +170,10 @@ class VideoDataModule(L.LightningDataModule):
         if hp.exclude:
             entries, self.num_excluded[name] = apply_exclusions(entries, read_exclusions(hp.exclude))
             log.info("%s: excluded %d videos listed in %s", name, self.num_excluded[name], hp.exclude)
+        if hp.val_from_train and name in ("train", "val"):
+            train, val = split_validation(entries, hp.val_from_train, hp.seed)
+            self.carved_validation = [e.path for e in val]
+            entries = train if name == "train" else val
         if name == "train":
             transform, n_clips = self.train_transform, 1
         elif name == "val":  # one view: validation runs every epoch
@@ -181,9 +198,21 @@ class VideoDataModule(L.LightningDataModule):
             persistent_workers=bool(self.hparams.persistent_workers) and workers > 0,
         )
 
+    def batch_layout(self) -> dict[str, int]:
+        """How the global batch splits: {global, per_device, accumulate, world_size}."""
+        trainer = self.trainer
+        world = trainer.world_size if trainer is not None else 1
+        accumulate = trainer.accumulate_grad_batches if trainer is not None else 1
+        return {
+            "global": self.hparams.batch_size,
+            "per_device": device_batch(self.hparams.batch_size, world, accumulate),
+            "accumulate": accumulate,
+            "world_size": world,
+        }
+
     def _eval_loader(self, name: str) -> DataLoader:
         dataset = self._require(name)
-        batch_size = self.hparams.eval_batch_size or self.hparams.batch_size
+        batch_size = self.hparams.eval_batch_size or self.batch_layout()["per_device"]
         return self._loader(dataset, EvalSampler(len(dataset)), batch_size, drop_last=False)
 
     def _require(self, name: str) -> VideoDataset:
@@ -194,11 +223,11 @@ class VideoDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         dataset = self._require("train")
         sampler = TrainSampler(len(dataset), seed=self.hparams.seed)
-        return self._loader(dataset, sampler, self.hparams.batch_size, drop_last=True)
+        return self._loader(dataset, sampler, self.batch_layout()["per_device"], drop_last=True)
 
     def val_dataloader(self) -> DataLoader | list:
         # No validation split (the paper's protocols have none): Lightning skips validation.
-        return self._eval_loader("val") if self.hparams.val_list else []
+        return self._eval_loader("val") if "val" in self.datasets else []
 
     def test_dataloader(self) -> list[DataLoader]:
         """One loader per test set, in ``test_set_names`` order."""
@@ -206,6 +235,17 @@ class VideoDataModule(L.LightningDataModule):
 
     def teardown(self, stage: str | None = None) -> None:
         self.decoder.close()
+
+
+def device_batch(global_batch: int, world_size: int, accumulate: int = 1) -> int:
+    """The batch one device loads per step for a global batch; an uneven split is an error naming the numbers."""
+    per_device, rest = divmod(global_batch, world_size * accumulate)
+    if rest or per_device < 1:
+        raise ValueError(
+            f"data.batch_size={global_batch} is the global batch: it must be a multiple of devices x nodes "
+            f"({world_size}) x trainer.accumulate_grad_batches ({accumulate}) = {world_size * accumulate}"
+        )
+    return per_device
 
 
 def _test_spec(name: Any, spec: Any) -> dict[str, Any]:

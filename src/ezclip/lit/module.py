@@ -147,7 +147,12 @@ class EZCLIPModule(L.LightningModule):
         self._count_skipped(batch)
         labels = batch["label"]
         if labels.numel() == 0:
-            return None  # every video of this batch was unreadable (counted, logged)
+            # Unreadable training videos are replaced (VideoDataset); a batch still empty means the list
+            # is mostly unreadable. Skipping the step on one rank would desynchronise DDP: stop instead.
+            raise RuntimeError(
+                f"a training batch without one readable video ({len(batch['skipped'])} unreadable, e.g. "
+                f"{batch['skipped'][:3]}): run `ezclip data check` and exclude them (data.exclude)"
+            )
         video = normalize_video(batch["video"])  # (B, T, 3, S, S) float
         frames = self.net.encode_frames(video)  # (B, T, E)
         if self.hparams.contrastive == "ce":
@@ -275,6 +280,8 @@ class EZCLIPModule(L.LightningModule):
             "numpy": [np_kind, torch.from_numpy(np_keys.astype(np.int64)), np_pos, np_has_gauss, np_gauss],
             "python": random.getstate(),
         }
+        if torch.cuda.is_available():  # dropout and drop-path on the GPU draw from these
+            checkpoint["rng_states"]["cuda"] = torch.cuda.get_rng_state_all()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Refuse a checkpoint of another run (settings or data differ) or one that lacks trainable tensors."""
@@ -290,6 +297,15 @@ class EZCLIPModule(L.LightningModule):
             np_kind, np_keys, np_pos, np_has_gauss, np_gauss = rng["numpy"]
             np.random.set_state((np_kind, np_keys.numpy().astype(np.uint32), np_pos, np_has_gauss, np_gauss))
             random.setstate(tuple(rng["python"][:1]) + (tuple(rng["python"][1]),) + tuple(rng["python"][2:]))
+            if "cuda" in rng and torch.cuda.is_available():
+                if len(rng["cuda"]) != torch.cuda.device_count():
+                    log.warning(
+                        "checkpoint holds CUDA random states of %d devices, this machine has %d: not restored",
+                        len(rng["cuda"]),
+                        torch.cuda.device_count(),
+                    )
+                else:
+                    torch.cuda.set_rng_state_all(rng["cuda"])
 
     def _checkpoint_mismatches(self, checkpoint: dict[str, Any]) -> list[str]:
         problems = []

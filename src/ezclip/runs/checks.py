@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 # Files a command of this project makes, by file-name stem: the command to run when one is missing.
 MADE_BY = {"ezclip-nano": "`ezclip pretrain-nano` (or `make demo`)"}
@@ -132,6 +132,7 @@ def check_image_size(cfg: DictConfig) -> None:
 def check_training_steps(cfg: DictConfig) -> None:
     """Training must make at least one optimizer step: the list (after exclusions) holds one batch or more."""
     from ezclip.data.lists import apply_exclusions, read_exclusions, read_labels, read_list
+    from ezclip.lit.datamodule import device_batch
 
     data = cfg.data
     if not data.get("train_list"):
@@ -141,12 +142,25 @@ def check_training_steps(cfg: DictConfig) -> None:
     excluded = 0
     if data.get("exclude"):
         entries, excluded = apply_exclusions(entries, read_exclusions(data.exclude))
+    world, accumulate = _world_size(cfg.trainer), cfg.trainer.get("accumulate_grad_batches", 1)
+    try:
+        device_batch(data.batch_size, world, accumulate)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
     if len(entries) < data.batch_size:
         after = f" ({excluded} excluded by {data.exclude})" if excluded else ""
         raise ConfigError(
             f"data.train_list={data.train_list} has {len(entries)} videos{after}, fewer than one batch of "
             f"data.batch_size={data.batch_size}: training drops the last partial batch, so no optimizer step would run"
         )
+
+
+def _world_size(trainer: DictConfig) -> int:
+    """devices x nodes when the config says them as numbers (`auto` and device lists are checked at setup)."""
+    devices, nodes = trainer.get("devices", 1), trainer.get("num_nodes", 1)
+    if isinstance(devices, list | ListConfig):
+        devices = len(devices)
+    return devices * nodes if _integer(devices) and _integer(nodes) else 1
 
 
 def check_run_dir(output_dir: str | Path, resuming: bool) -> None:

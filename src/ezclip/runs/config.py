@@ -7,8 +7,11 @@ finds them through `EZCLIP_CONF` and `EZCLIP_EXPERIMENTS`, or says to run from a
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -68,7 +71,55 @@ def hydra_main(task: Callable[[Any], Any], config_name: str) -> Any:
             raise SystemExit(f"ezclip {config_name}: error: {error}") from None
 
     register_resolvers()
+    sys.argv = as_ddp_rank_of_a_job(sys.argv)
     return hydra.main(version_base="1.3", config_path=str(config_dir()), config_name=config_name)(guarded)()
+
+
+# Set by a job of a multirun for the DDP ranks Lightning starts: which job they belong to.
+DDP_JOB_ENV = "EZCLIP_DDP_JOB"
+
+
+# What Lightning's DDP launcher sets in the launching process: a job restores them when it ends.
+DDP_VARIABLES = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE", DDP_JOB_ENV)
+
+
+@contextlib.contextmanager
+def distributed_job():
+    """One job that may train or test under DDP, leaving nothing behind for the next job of a multirun.
+
+    Inside a Hydra multirun it tells the DDP ranks Lightning starts which job they run (Lightning
+    starts each extra rank by re-running the command line, which for a multirun is the whole sweep:
+    `as_ddp_rank_of_a_job` turns it into this job alone). At the end it destroys the process group
+    and restores the launcher's environment variables, so the next job starts its own ranks.
+    """
+    from hydra.core.hydra_config import HydraConfig
+
+    saved = {name: os.environ.get(name) for name in DDP_VARIABLES}
+    if HydraConfig.initialized() and HydraConfig.get().mode.name == "MULTIRUN":
+        hydra_cfg = HydraConfig.get()
+        job = {"overrides": list(hydra_cfg.overrides.task), "output_dir": hydra_cfg.runtime.output_dir}
+        os.environ[DDP_JOB_ENV] = json.dumps(job)
+    try:
+        yield
+    finally:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def as_ddp_rank_of_a_job(argv: list[str]) -> list[str]:
+    """The command line a process runs: a DDP rank started for one job of a multirun runs that job alone."""
+    job = os.environ.get(DDP_JOB_ENV)
+    if not job or os.environ.get("LOCAL_RANK", "0") == "0":
+        return argv
+    spec = json.loads(job)
+    return [argv[0], *spec["overrides"], f"hydra.run.dir={spec['output_dir']}", "hydra.output_subdir=null"]
 
 
 def compose(config_name: str, overrides: list[str] | tuple[str, ...] = (), return_hydra_config: bool = False):

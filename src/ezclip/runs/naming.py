@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 
@@ -12,14 +13,19 @@ def backbone_name(backbone: str) -> str:
 
 
 def ablation_factors(cfg) -> dict[str, str]:
-    """The factors a run differs by in the paper's ablations, as short strings."""
+    """The factors a run differs by in the paper's ablations, as short strings.
+
+    `protocol` is the protocol's name, variant and shots; `repeat` what a table averages over
+    (the base-to-novel seed, the split of a split protocol); `seed` the run's random seed.
+    """
     model, data = cfg.model, cfg.data
     text = data.get("text", {}) or {}
     protocol = cfg.get("protocol") or {}
     dataset = cfg.get("dataset") or {}
     # The variant (e.g. all_base_samples, authors_split1_k600_232) tells apart runs of one protocol name.
     setting = [str(protocol["variant"])] if "variant" in protocol else []
-    setting += [f"{k}{protocol[k]}" for k in ("seed", "shots", "split") if k in protocol]
+    setting += [f"shots{protocol['shots']}"] if "shots" in protocol else []
+    repeat = [f"{k}{protocol[k]}" for k in ("seed", "split") if k in protocol]
     return {
         "backbone": backbone_name(model.get("backbone")),
         "frames": f"T{model.get('num_frames')}",
@@ -27,9 +33,25 @@ def ablation_factors(cfg) -> dict[str, str]:
         "motion": "motion" if model.get("motion_loss") else "no-motion",
         "text": f"text-{text.get('source', 'names')}",
         "protocol": "-".join([str(protocol.get("name", "custom")), *setting]),
+        "repeat": "-".join(repeat) or "once",
         "dataset": str(dataset.get("name", "videos")),
         "seed": f"seed{cfg.get('seed')}",
     }
+
+
+# Factors that tell report cells apart; `repeat` and `seed` are what a cell averages over.
+CELL_FACTORS = ("dataset", "protocol", "backbone", "frames", "tvp", "motion", "text")
+
+
+def table_of(cfg) -> str | None:
+    """The paper table a run belongs to (its `tableN` tag), if any."""
+    return next((str(t) for t in cfg.get("tags") or [] if re.fullmatch(r"table\d+", str(t))), None)
+
+
+def cell_name(cfg) -> str:
+    """The report cell of a run: the runs that differ only by seed or split share it (the W&B group)."""
+    factors = ablation_factors(cfg)
+    return "_".join([table_of(cfg) or "custom", *(factors[k] for k in CELL_FACTORS)])
 
 
 def run_name(cfg) -> str:
@@ -38,15 +60,3 @@ def run_name(cfg) -> str:
 
 def tags(cfg) -> list[str]:
     return list(cfg.get("tags") or []) + list(ablation_factors(cfg).values())
-
-
-def sweep_group() -> str | None:
-    """The multirun's folder name when running inside a Hydra multirun, else None."""
-    from hydra.core.hydra_config import HydraConfig
-
-    if not HydraConfig.initialized():
-        return None
-    hydra_cfg = HydraConfig.get()
-    if hydra_cfg.mode is not None and hydra_cfg.mode.name == "MULTIRUN":
-        return Path(hydra_cfg.sweep.dir).name
-    return None

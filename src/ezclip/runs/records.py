@@ -84,7 +84,7 @@ def record_run(cfg, trainer, module, loggers: list, started: float, **extra: Any
     """On rank 0: the test predictions, results.json (common fields + `extra`) and the W&B table."""
     from omegaconf import OmegaConf
 
-    from ezclip.runs.naming import ablation_factors, run_name
+    from ezclip.runs.naming import ablation_factors, cell_name, run_name
 
     output_dir = Path(cfg.paths.output_dir)
     save_predictions(module, output_dir)
@@ -93,6 +93,7 @@ def record_run(cfg, trainer, module, loggers: list, started: float, **extra: Any
         {
             "task": cfg.task_name,
             "run_name": run_name(cfg),
+            "cell": cell_name(cfg),
             "factors": ablation_factors(cfg),
             "config": OmegaConf.to_container(cfg, resolve=True),
             "world_size": trainer.world_size,
