@@ -43,6 +43,7 @@ def make_video(
     keyint: int | None = None,
     textured: bool = False,
     container: str | None = None,
+    codec: str = "libx264",
 ) -> Path:
     """Write an H.264 (yuv420p) video whose frame i is a solid ``frame_colour(i)``.
 
@@ -50,6 +51,7 @@ def make_video(
     ``keyint``: a keyframe every that many frames (default: x264's). ``textured``: random pixels in the top
     quarter (bigger packets, which ``damage_packet`` can hit; read indices from the bottom half then).
     ``container``: a format name (e.g. "matroska", "avi") instead of the one the file name implies.
+    ``codec``: another encoder, e.g. "mpeg4" (MPEG-4 part 2 with B-frames, as in UCF101's AVI files).
     """
     import av
 
@@ -57,9 +59,12 @@ def make_video(
     options = {"movflags": "faststart"} if faststart else {}
     rng = np.random.default_rng(0)
     with av.open(str(path), "w", format=container, options=options) as out:
-        stream = out.add_stream("libx264", rate=fps)
+        stream = out.add_stream(codec, rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.options = {"crf": "10", "preset": "ultrafast", **({"g": str(keyint)} if keyint else {})}
+        if codec == "libx264":
+            stream.options = {"crf": "10", "preset": "ultrafast", **({"g": str(keyint)} if keyint else {})}
+        else:
+            stream.codec_context.max_b_frames, stream.codec_context.bit_rate = 2, 2_000_000
         for i in range(num_frames):
             image = np.empty((height, width, 3), np.uint8)
             image[:] = frame_colour(i)
@@ -169,3 +174,13 @@ def crashing_decoder(path: str, sampler, **options):
     from ezclip.data.decoding import decode_video
 
     return decode_video(path, sampler, **options)
+
+
+def work_or_crash(job: tuple) -> dict:
+    """A stand-in for ``ezclip.prep.prepare._work`` whose worker dies on paths containing 'crash'."""
+    import os
+
+    relative = job[2]
+    if "crash" in relative:
+        os._exit(139)
+    return {"path": relative, "status": "ok"}

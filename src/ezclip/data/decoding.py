@@ -185,14 +185,14 @@ class VideoFile:
         try:
             self._stream = self._container.streams.video[0]  # IndexError: no video stream
             self._stream.thread_count = 1  # one decoder thread per process: the parallelism is the workers'
-            packets = [(p.pts, p.is_keyframe, p.size) for p in self._container.demux(self._stream)]
+            packets = [(p.pts, p.dts, p.is_keyframe, p.size) for p in self._container.demux(self._stream)]
         except Exception as e:
             self.close()
             raise UnopenableVideo(self.path, f"cannot read the packet index ({_describe(e)})") from None
         # Empty packets: the flush packet at the end (no timestamp), and frames a container lists
         # without data (AVI drop frames), which the header's count includes.
-        listed = sum(1 for pts, _, size in packets if size or pts is not None)
-        packets = [(pts, key) for pts, key, size in packets if size]
+        listed = sum(1 for pts, _, _, size in packets if size or pts is not None)
+        packets = [(pts, dts, key) for pts, dts, key, size in packets if size]
         declared = self._stream.frames
         if declared > listed:  # demuxing stops quietly where a file is cut off
             self.close()
@@ -200,7 +200,7 @@ class VideoFile:
         self.frame_count = len(packets)
         self.rate = self._stream.average_rate or self._stream.guessed_rate
         self.height, self.width = self._stream.codec_context.height, self._stream.codec_context.width
-        stamps = [pts for pts, _ in packets]
+        stamps = [pts for pts, _, _ in packets]
         if None in stamps or len(set(stamps)) < len(stamps):
             # No usable timestamps: frames are counted from the start, and never seeked to.
             self._stamps: list[int] | None = None
@@ -208,7 +208,11 @@ class VideoFile:
         else:
             order = sorted(range(len(packets)), key=stamps.__getitem__)  # decode order -> presentation order
             self._stamps = [stamps[i] for i in order]
-            self._keyframes = [i for i, j in enumerate(order) if packets[j][1]] or [0]
+            self._keyframes = [i for i, j in enumerate(order) if packets[j][2]] or [0]
+            # Seek to a keyframe's decoding timestamp: at or before its presentation timestamp, so a
+            # container whose seek index holds decoding times (AVI, MP4) lands on the keyframe itself
+            # and one that holds presentation times (Matroska) on it or an earlier one, never later.
+            self._seek_points = [packets[j][1] if packets[j][1] is not None else packets[j][0] for j in order]
         self._position = {pts: i for i, pts in enumerate(self._stamps or [])}
 
     def __enter__(self) -> VideoFile:
@@ -244,7 +248,7 @@ class VideoFile:
                 if self._stamps is None:
                     self._container.seek(0)  # no timestamps: decode from the start, counting
                 else:  # the keyframe at or before the target
-                    self._container.seek(self._stamps[key], stream=self._stream)
+                    self._container.seek(self._seek_points[key], stream=self._stream)
                 decoded, last, damage = self._container.decode(self._stream), None, None
             index = None
             for frame in decoded:
@@ -325,7 +329,7 @@ def decode_frame_folder(path: str, sampler: Sampler, short_side: int | None = No
     for i in indices.tolist():
         try:
             with Image.open(Path(path) / files[i]) as image:
-                frames.append(np.asarray(_scaled(image, short_side)))
+                frames.append(np.asarray(scaled_image(image, short_side)))
         except Exception as e:
             raise VideoReadError(path, f"cannot read {files[i]} ({_describe(e)})") from None
     if len({f.shape for f in frames}) != 1:
@@ -339,7 +343,7 @@ def frame_files(path: str | Path) -> list[str]:
     return [name for _, name in sorted(numbered)]
 
 
-def _scaled(image, short_side: int | None):
+def scaled_image(image, short_side: int | None):
     """A PIL image in RGB, its short side scaled down to ``short_side``; a JPEG is first decoded at
     1/2, 1/4 or 1/8 scale where that still leaves enough pixels.
 
@@ -357,12 +361,12 @@ def _scaled(image, short_side: int | None):
 
 
 def _scaled_array(frame: np.ndarray, short_side: int | None) -> np.ndarray:
-    """uint8 (H, W, 3) -> (h, w, 3) scaled as ``_scaled`` does; the same array when no scaling is needed."""
+    """uint8 (H, W, 3) -> (h, w, 3) scaled as ``scaled_image`` does; the same array when no scaling is needed."""
     if resized_size(*frame.shape[:2], short_side) == frame.shape[:2]:
         return frame
     from PIL import Image
 
-    return np.asarray(_scaled(Image.fromarray(frame), short_side))
+    return np.asarray(scaled_image(Image.fromarray(frame), short_side))
 
 
 def _describe(error: BaseException) -> str:
