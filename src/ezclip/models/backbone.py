@@ -304,7 +304,9 @@ def self_attention(
     queries = x if num_queries is None else x[:, :num_queries]
     Q = queries.shape[1]
     weight, bias = attn.in_proj_weight, attn.in_proj_bias
-    q = F.linear(queries, weight[:D], bias[:D])  # (B, Q, D)
+    # As (B*Q, D) rows: a strided slice of x would make F.linear a batched matmul with the weight
+    # repeated per item (measured: ~6% of a ViT-B/32 forward on CPU); the copy costs far less.
+    q = F.linear(queries.reshape(B * Q, D), weight[:D], bias[:D]).view(B, Q, D)  # (B, Q, D)
     kv = F.linear(x, weight[D:], bias[D:])  # (B, L, 2D)
     q = q.view(B, Q, heads, D // heads).transpose(1, 2)  # (B, H, Q, D/H)
     k, v = kv.view(B, L, 2, heads, D // heads).permute(2, 0, 3, 1, 4)  # 2 x (B, H, L, D/H)
