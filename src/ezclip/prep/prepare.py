@@ -131,6 +131,8 @@ def _transcode(source: Path, temporary: Path, settings: Settings, container: str
     if not settings.allow_images and (kind := still_image_kind(str(source))):
         raise PrepareError(f"a still image ({kind}), not a video")
     with VideoFile(str(source)) as video:
+        if video.frame_count == 0:
+            raise PrepareError("video has no frames")
         height, width = (
             max(2, side - side % 2) for side in resized_size(video.height, video.width, settings.short_side)
         )
