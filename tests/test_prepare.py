@@ -147,12 +147,14 @@ def test_a_rerun_skips_what_is_up_to_date_and_redoes_what_changed(source, tmp_pa
 
 def test_lists_select_videos_and_paths_outside_src_fail(source, tmp_path):
     dest = tmp_path / "dest"
-    listed = _list(tmp_path, ["a/v1.mp4", "a/v1.mp4", "missing/none.mp4", "../outside.mp4", "/etc/hostname"])
-    summary = prepare(source, dest, SETTINGS, workers=1, lists=[listed])
-    assert (summary["files"], summary["prepared"], summary["failed"]) == (4, 1, 3)
+    paths = ["a/v1.mp4", "a/v1.mp4", "missing/none.mp4", "../outside.mp4", "/etc/hostname", "a"]
+    summary = prepare(source, dest, SETTINGS, workers=1, lists=[_list(tmp_path, paths)])
+    assert (summary["files"], summary["prepared"], summary["failed"]) == (5, 1, 4)
     reasons = {f["path"]: f["reason"] for f in summary["failures"]}
     assert "No such file" in reasons["missing/none.mp4"]
+    assert reasons["a"] == "a folder without img_<n>.jpg frames"  # a folder of videos named by mistake...
     assert reasons["../outside.mp4"] == reasons["/etc/hostname"] == "not a relative path inside --src"
+    # ...does not cost the prepared videos inside it
     assert sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file()) == [MANIFEST, "a/v1.mp4"]
     assert not (tmp_path / "outside.mp4").exists()
 

@@ -9,8 +9,8 @@ One process holds the model and times the three kinds in turn (plain, ezclip, tr
 so background load on a shared machine moves both sides of a ratio alike; times are medians over
 `--repeats` rounds after a warm-up round. On CPU the clock is the process's CPU time with one
 torch thread (`--threads`): time spent waiting for a core busy with other work is not counted,
-and one thread cannot stall in OpenMP barriers the way two threads on two busy cores do (seen:
-B/32 ratios 1.33 / 4.61 in wall time with 2 threads at load 6, 1.04 / 2.53 in CPU time with 1).
+and one thread cannot stall in OpenMP barriers the way two threads on two busy cores do (seen
+at a load of ~5: B/32 ratios 1.33 / 4.61 with two threads in wall time, 1.14 / 2.68 with one).
 On CUDA it is wall time, synchronised. Peak memory comes from one separate process per kind, so
 that each peak is its own: on CPU the peak resident set size above the process's size after
 building the model, on CUDA the peak allocated.
@@ -101,12 +101,21 @@ def _peak_memory(kind, backbone, frames, num_texts, text_words, device, threads,
 
 
 def _in_child(target, *args):
-    """Run ``target(*args, queue)`` in a fresh process; what it put on the queue."""
+    """Run ``target(*args, queue)`` in a fresh process; what it put on the queue (an error if it died first)."""
+    import queue as queues
+
     context = mp.get_context("spawn")
     queue = context.Queue()
     process = context.Process(target=target, args=(*args, queue))
     process.start()
-    result = queue.get()
+    while True:
+        alive = process.is_alive()  # before waiting: a result put just before it exits still arrives
+        try:
+            result = queue.get(timeout=5)
+            break
+        except queues.Empty:
+            if not alive:
+                raise RuntimeError(f"the benchmark process died (exit code {process.exitcode})") from None
     process.join()
     return result
 

@@ -71,9 +71,11 @@ class TrainTransform:
 
     @property
     def decode_short_side(self) -> int:
-        """The smallest short side from which even the smallest crop is scaled down, never up, to S:
-        decoding at this size (``decode_video(short_side=...)``) gives what full-size frames give,
-        up to interpolation (crop sides are fractions of the short side, positions scale with it)."""
+        """The smallest short side from which even the smallest crop is scaled down, never up, to S.
+
+        Decoding at this size (``decode_video(short_side=...)``) gives the crops full-size frames give
+        (sides are fractions of the short side, positions scale with it), up to the rounding of the
+        random box to the decoded pixel grid: under two decoded pixels."""
         side = math.ceil(self.image_size / min(self.scales))
         while int(side * min(self.scales)) < self.image_size:  # multiscale_crop_box rounds sides down
             side += 1

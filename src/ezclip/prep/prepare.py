@@ -106,7 +106,7 @@ def prepare_file(src: Path, dest: Path, relative: str, settings: Settings) -> di
             finally:
                 _remove(temporary)
         except BaseException:
-            _remove(target)
+            _remove_stale(target)
             raise
         entry.update(status="ok", source_frames=frames, output_frames=frames)
     except Exception as error:  # whatever a bad source raises (VideoReadError, av.error.*, PIL, OSError)
@@ -199,6 +199,14 @@ def _replace(temporary: Path, target: Path) -> None:
         _remove(old)
     else:
         os.replace(temporary, target)
+
+
+def _remove_stale(target: Path) -> None:
+    """Delete an older output of a file that just failed; a folder only if it is a frame folder (a
+    listed path can name a folder of videos by mistake, whose prepared copies must stay)."""
+    if target.is_dir() and not all(FRAME_FILE.match(name) for name in os.listdir(target)):
+        return
+    _remove(target)
 
 
 def _remove(path: Path) -> None:
