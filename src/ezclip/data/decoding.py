@@ -322,8 +322,7 @@ def decode_frame_folder(path: str, sampler: Sampler, short_side: int | None = No
     """A folder of ``img_00001.jpg``... (1-indexed); the frame count is the number of such files."""
     from PIL import Image
 
-    # Frame i is the (i+1)-th file in numeric order, whatever its zero padding.
-    files = frame_files(path)
+    files = frame_files(path)  # frame i is files[i]
     indices = _indices(path, sampler, len(files))
     frames = []
     for i in indices.tolist():
