@@ -43,8 +43,11 @@ lint: $(VENV)/.installed ## ruff check + format check + the layer contract (impo
 	$(BIN)/ruff format --check src tests
 	$(BIN)/lint-imports
 
-bench: $(VENV)/.installed ## model speed/memory ratios on this machine (prints a table)
+bench: $(VENV)/.installed ## model speed/memory ratios and loader clips/s, raw vs prepared, on this machine (~5 min)
 	$(BIN)/python -m ezclip.bench
+
+bench-gpu: $(VENV)/.installed ## on a GPU: views/s and memory by batch size, Table 7's row -> bench-gpu.json (<10 min)
+	$(BIN)/python -m ezclip.bench_gpu --out bench-gpu.json
 
 reproduce-table%: $(VENV)/.installed ## paper Table N's runs + report, N in 1-7, 10-13 (DRY_RUN=1: list the jobs; LAUNCHER=slurm)
 	$(BIN)/python -m ezclip.reproduce $* $(if $(DRY_RUN),--dry-run) $(if $(LAUNCHER),hydra/launcher=$(LAUNCHER)) $(OVERRIDES)
@@ -53,4 +56,4 @@ clean: ## remove caches (keeps .venv and outputs)
 	rm -rf .pytest_cache .ruff_cache build dist src/*.egg-info
 	find . -name __pycache__ -not -path './$(VENV)/*' -exec rm -rf {} +
 
-.PHONY: help install demo test test-full lint bench clean
+.PHONY: help install demo test test-full lint bench bench-gpu clean

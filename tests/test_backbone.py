@@ -63,6 +63,25 @@ def test_prompt_attention_uses_the_block_attention_without_residual(clip):
         torch.testing.assert_close(backbone.prompt_attention(block, q), block.attn(h, h, h, need_weights=False)[0])
 
 
+@pytest.mark.parametrize("tower, mask", [("vision", False), ("text", True)])
+def test_attention_with_dropout_written_out_on_cpu_is_the_blocks_attention(clip, monkeypatch, tower, mask):
+    # In training the CPU path computes softmax(q k^T / sqrt(d) + mask) v itself, with dropout on the
+    # weights; with that dropout made the identity it must give the block's own attention.
+    blocks = backbone.text_blocks(clip) if tower == "text" else backbone.vision_blocks(clip)
+    block = blocks[1]
+    x = torch.randn(3, 7, 128)
+    attn_mask = torch.full((7, 7), float("-inf")).triu(1) if mask else None
+    with torch.no_grad():
+        expected = block.attn(x, x, x, need_weights=False, attn_mask=attn_mask)[0]
+        backbone.set_attention_dropout(block, 0.3)
+        block.attn.train()
+        calls = []
+        monkeypatch.setattr(backbone.F, "dropout", lambda t, p: calls.append(p) or t)
+        torch.testing.assert_close(backbone.self_attention(block, x, attn_mask), expected)
+        torch.testing.assert_close(backbone.self_attention(block, x, attn_mask, num_queries=2), expected[:, :2])
+    assert calls == [0.3, 0.3]
+
+
 def test_dims(clip):
     v, t = backbone.vision_dims(clip), backbone.text_dims(clip)
     assert (v.width, v.layers, v.heads, v.patch_size, v.image_size, v.num_patches) == (128, 3, 2, 8, 32, 16)

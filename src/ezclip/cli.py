@@ -35,6 +35,7 @@ DATA_COMMANDS = {
     "flatten": ("ezclip.prep.flatten", "link a release's videos into one flat folder (ViFi HMDB/UCF lists)"),
     "summary": ("ezclip.prep.summary", "videos, classes and missing files per split, without decoding"),
     "check": ("ezclip.prep.check", "decode one clip of every video; report (and exclude) unreadable ones"),
+    "prepare": ("ezclip.prep.prepare", "re-encode videos once (small, a keyframe every 16 frames) for fast reads"),
 }
 
 

@@ -87,7 +87,7 @@ def _classify(model, labels, videos, topk, template, timeout, device) -> list[di
     size = model.image_size
     transform = TestTransform(image_size=size, resize_size=round(size * 256 / 224))
     sampler = ClipSampler(num_frames=model.num_frames, train=False)
-    decoder = SafeDecoder(timeout=timeout)
+    decoder = SafeDecoder(timeout=timeout, short_side=transform.decode_short_side)
     results = []
     try:
         for path in videos:

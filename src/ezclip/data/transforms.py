@@ -10,6 +10,7 @@ Test: resize the short side to ``resize_size`` -> S x S crops (centre, or 3 alon
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -68,6 +69,18 @@ class TrainTransform:
     saturation: float = 0.2
     hue: float = 0.1
 
+    @property
+    def decode_short_side(self) -> int:
+        """The smallest short side from which even the smallest crop is scaled down, never up, to S.
+
+        Decoding at this size (``decode_video(short_side=...)``) gives the crops full-size frames give
+        (sides are fractions of the short side, positions scale with it), up to the rounding of the
+        random box to the decoded pixel grid: under two decoded pixels."""
+        side = math.ceil(self.image_size / min(self.scales))
+        while int(side * min(self.scales)) < self.image_size:  # multiscale_crop_box rounds sides down
+            side += 1
+        return side
+
     def __call__(self, video: np.ndarray | torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
         video = to_tensor_video(video)
         top, left, h, w = multiscale_crop_box(video.shape[-2], video.shape[-1], self.scales, rng)
@@ -118,9 +131,14 @@ class TestTransform:
     resize_size: int = 256
     n_crops: int = 1
 
+    @property
+    def decode_short_side(self) -> int:
+        """The short side this transform resizes to: decoding at it makes the resize a no-op."""
+        return max(self.resize_size, self.image_size)
+
     def __call__(self, video: np.ndarray | torch.Tensor) -> torch.Tensor:
         video = to_tensor_video(video)
-        video = F.resize(video, [max(self.resize_size, self.image_size)], antialias=True)  # short side
+        video = F.resize(video, [self.decode_short_side], antialias=True)  # short side
         height, width = video.shape[-2:]
         size = self.image_size
         if width >= height:

@@ -51,14 +51,19 @@ class VideoDataModule(L.LightningDataModule):
         train_scales, horizontal_flip, color_jitter, grayscale: training augmentation (flip off for SSv2).
         n_clips, n_crops: test views (temporal x spatial).
         decode_timeout: seconds per video before the decoder is killed and the video skipped (<= 0: no guard).
+        allow_images: read a still image file (PNG, JPEG, GIF, BMP, WebP) as a one-frame video; by default it
+            is an unreadable video (skipped and counted), since a list naming one is usually a mistake.
         exclude: file of relative video paths to drop from every list.
         val_from_train: carve the validation split out of the training list (when there is no val_list):
             a fraction of each class (< 1) or a number per class (>= 1), seeded by `seed`, disjoint from
             training; model selection and sweeps then never read a test set.
         seed: base of the training order and augmentation (with the epoch and the video index).
         pin_memory, persistent_workers: passed to the DataLoaders (persistent only with workers).
-        decode_fn: module-level ``(path, sampler) -> uint8 (N, H, W, 3)`` or its ``"module:function"`` name
-            (default ``decode_video``; tests inject a hanging one).
+        decode_fn: module-level ``(path, sampler, **options) -> uint8 (N, H, W, 3)`` or its
+            ``"module:function"`` name (default ``decode_video``; tests inject a hanging one). Its options:
+            ``allow_images`` and ``short_side``, the size each split's transform needs (training: the side
+            from which every multi-scale crop is scaled down; evaluation: ``resize_size``), so frames are
+            scaled down in the decoder's helper, before they cross its pipe.
     After ``setup``: ``class_names``/``class_texts`` keyed ``"train"``, ``"val"`` and each test-set name,
     ``test_set_names`` in config order, ``num_excluded`` per split, and the datasets of the stage.
     """
@@ -86,6 +91,7 @@ class VideoDataModule(L.LightningDataModule):
         n_clips: int = 1,
         n_crops: int = 1,
         decode_timeout: float = 30.0,
+        allow_images: bool = False,
         exclude: str | None = None,
         val_from_train: float | None = None,
         seed: int = 0,
@@ -110,7 +116,8 @@ class VideoDataModule(L.LightningDataModule):
         )
         if isinstance(decode_fn, str):
             decode_fn = import_function(decode_fn)
-        self.decoder = SafeDecoder(decode_fn or decode_video, timeout=decode_timeout)
+        self.decode_fn = decode_fn or decode_video
+        self.decoders: dict[int, SafeDecoder] = {}  # by decode short side: one for training, one for evaluation
         self.class_names: dict[str, list[str]] = {}
         self.class_texts: dict[str, list[list[str]]] = {}
         self.num_excluded: dict[str, int] = {}
@@ -181,7 +188,17 @@ class VideoDataModule(L.LightningDataModule):
         else:
             transform, n_clips = TestTransform(hp.image_size, hp.resize_size, n_crops=hp.n_crops), hp.n_clips
         log.info("%s: %d videos, %d classes (%s)", name, len(entries), len(self.class_names[name]), list_file)
-        return VideoDataset(root, entries, hp.num_frames, transform, self.decoder, n_clips, hp.seed)
+        return VideoDataset(root, entries, hp.num_frames, transform, self._decoder(transform), n_clips, hp.seed)
+
+    def _decoder(self, transform: TrainTransform | TestTransform) -> SafeDecoder:
+        """The decoder that hands ``transform`` frames at the size it needs (shared by splits that need the same)."""
+        side = transform.decode_short_side
+        if side not in self.decoders:
+            hp = self.hparams
+            self.decoders[side] = SafeDecoder(
+                self.decode_fn, timeout=hp.decode_timeout, short_side=side, allow_images=hp.allow_images
+            )
+        return self.decoders[side]
 
     # -- loaders --------------------------------------------------------------------------------
 
@@ -234,7 +251,8 @@ class VideoDataModule(L.LightningDataModule):
         return [self._eval_loader(name) for name in self.test_set_names]
 
     def teardown(self, stage: str | None = None) -> None:
-        self.decoder.close()
+        for decoder in self.decoders.values():
+            decoder.close()
 
 
 def device_batch(global_batch: int, world_size: int, accumulate: int = 1) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -11,6 +12,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from ezclip.models import backbone
 from ezclip.models.ezclip import EZCLIP, build_ezclip
+from ezclip.models.losses import contrastive_loss, motion_loss
 
 
 def _numel(params) -> int:
@@ -96,36 +98,99 @@ def count_flops(model: EZCLIP, batch_size: int = 1) -> dict[str, float]:
     }
 
 
-def measure_throughput(backbone: str, frames: int, batch_size: int, device: str, repeats: int = 10, **options) -> dict:
+def benchmark_steps(
+    model: EZCLIP,
+    batch_size: int,
+    num_texts: int = 10,
+    text_words: int = 0,
+    autocast_dtype: torch.dtype | None = None,
+) -> dict[str, Callable[[], None]]:
+    """One step of each kind the benchmarks time, on random inputs on the model's device.
+
+    - ``plain``: open_clip ``encode_image`` on the B*T frames + mean over T (eval, no grad): CLIP
+      used as a video model, the reference of the ratios;
+    - ``ezclip``: ``encode_video`` (eval, no grad);
+    - ``train``: a training step: forward of the video and of ``num_texts`` class texts (each
+      lengthened by ``4 * text_words`` words), contrastive (ce) + motion loss, backward, AdamW on the
+      trainable set (train mode).
+    Each step sets the model's mode itself, so the kinds can be interleaved. ``autocast_dtype``:
+    run under ``torch.autocast`` with it (None: the model's own dtype). Callers synchronise CUDA.
+    """
+    device = next(model.parameters()).device
+    frames, size = model.num_frames, model.image_size
+    video = torch.randn(batch_size, frames, 3, size, size, device=device)
+    texts = [f"action number {i}" + " with a longer description" * text_words for i in range(num_texts)]
+    tokens = model.tokenize(texts).to(device)
+    labels = torch.arange(batch_size, device=device) % num_texts
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
+
+    def autocast():
+        return torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None)
+
+    def plain() -> None:
+        model.eval()
+        with torch.no_grad(), autocast():
+            model.clip.encode_image(video.flatten(0, 1)).view(batch_size, frames, -1).mean(1)
+
+    def ezclip() -> None:
+        model.eval()
+        with torch.no_grad(), autocast():
+            model.encode_video(video)
+
+    def train() -> None:
+        model.train()
+        optimizer.zero_grad(set_to_none=True)
+        with autocast():
+            frame_embeddings = model.encode_frames(video)  # (B, T, E)
+            logits = model.similarity_logits(frame_embeddings.mean(1), model.encode_text(tokens))  # (B, texts)
+            loss = contrastive_loss(logits, labels) + motion_loss(frame_embeddings)
+        loss.backward()
+        optimizer.step()
+
+    return {"plain": plain, "ezclip": ezclip, "train": train}
+
+
+def measure_throughput(
+    backbone: str,
+    frames: int,
+    batch_size: int,
+    device: str,
+    repeats: int = 10,
+    autocast_dtype: torch.dtype | None = torch.float16,
+    **options,
+) -> dict:
     """Inference throughput in views per second (one view = one clip of ``frames`` frames), Table 7's TP.
 
     EZ-CLIP's ``encode_video`` and, for reference, plain open_clip frame encoding + temporal mean, on
-    ``batch_size`` random views; fp16 autocast on CUDA, fp32 on CPU. Median over ``repeats`` after
-    two warm-up batches. Random weights: the cost does not depend on their values. ``options`` go to
-    ``build_ezclip`` (tvp, adapters, ...).
+    ``batch_size`` random views; ``autocast_dtype`` autocast on CUDA (None: fp32), fp32 on CPU. Median over
+    ``repeats`` after two warm-up batches. Random weights: the cost does not depend on their values.
+    ``options`` go to ``build_ezclip`` (tvp, adapters, ...).
     """
     torch.manual_seed(0)
-    model = build_ezclip(backbone, num_frames=frames, device=device, **options).eval()
-    size = model.image_size
-    video = torch.randn(batch_size, frames, 3, size, size, device=device)
+    model = build_ezclip(backbone, num_frames=frames, device=device, **options)
     cuda = device.startswith("cuda")
-    passes = {
-        "ezclip": lambda: model.encode_video(video),
-        "plain": lambda: model.clip.encode_image(video.flatten(0, 1)).view(batch_size, frames, -1).mean(1),
-    }
+    autocast_dtype = autocast_dtype if cuda else None
+    steps = benchmark_steps(model, batch_size, autocast_dtype=autocast_dtype)
     result = {"backbone": backbone, "frames": frames, "batch_size": batch_size, "device": device,
-              "dtype": "float16 autocast" if cuda else "float32", "repeats": repeats}  # fmt: skip
+              "dtype": f"{str(autocast_dtype).removeprefix('torch.')} autocast" if autocast_dtype else "float32",
+              "repeats": repeats}  # fmt: skip
     if cuda:
         result["device_name"] = torch.cuda.get_device_name(torch.device(device))
-    for name, forward in passes.items():
-        times = []
-        for i in range(repeats + 2):
-            start = time.perf_counter()
-            with torch.no_grad(), torch.autocast(device_type="cuda", dtype=torch.float16, enabled=cuda):
-                forward()
-            if cuda:
-                torch.cuda.synchronize()
-            if i >= 2:
-                times.append(time.perf_counter() - start)
+    for name in ("ezclip", "plain"):
+        times = [time_step(steps[name], device) for _ in range(repeats + 2)][2:]
         result[f"{name}_views_per_s"] = batch_size / statistics.median(times)
     return result
+
+
+def time_step(
+    step: Callable[[], None], device: str | torch.device, clock: Callable[[], float] = time.perf_counter
+) -> float:
+    """Seconds one call of ``step`` takes by ``clock`` (wall time by default), CUDA work included."""
+    cuda = torch.device(device).type == "cuda"
+    if cuda:
+        torch.cuda.synchronize(device)
+    start = clock()
+    step()
+    if cuda:
+        torch.cuda.synchronize(device)
+    return clock() - start

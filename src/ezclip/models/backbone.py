@@ -304,14 +304,24 @@ def self_attention(
     queries = x if num_queries is None else x[:, :num_queries]
     Q = queries.shape[1]
     weight, bias = attn.in_proj_weight, attn.in_proj_bias
-    q = F.linear(queries, weight[:D], bias[:D])  # (B, Q, D)
+    # As (B*Q, D) rows: a strided slice of x would make F.linear a batched matmul with the weight
+    # repeated per item (measured: ~6% of a ViT-B/32 forward on CPU); the copy costs far less.
+    q = F.linear(queries.reshape(B * Q, D), weight[:D], bias[:D]).view(B, Q, D)  # (B, Q, D)
     kv = F.linear(x, weight[D:], bias[D:])  # (B, L, 2D)
     q = q.view(B, Q, heads, D // heads).transpose(1, 2)  # (B, H, Q, D/H)
     k, v = kv.view(B, L, 2, heads, D // heads).permute(2, 0, 3, 1, 4)  # 2 x (B, H, L, D/H)
     if attn_mask is not None:
         attn_mask = attn_mask[:Q].to(q.dtype)
     dropout = attn.dropout if attn.training else 0.0
-    out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout)  # (B, H, Q, D/H)
+    if dropout and q.device.type == "cpu":
+        # No CPU kernel fuses attention with dropout: SDPA falls back to a math path that adds masking
+        # passes; the same product written out costs ~20-35% less there (forward + backward, measured).
+        scores = (q * (D // heads) ** -0.5) @ k.transpose(-2, -1)  # (B, H, Q, L)
+        if attn_mask is not None:
+            scores = scores + attn_mask
+        out = F.dropout(scores.softmax(dim=-1), dropout) @ v  # (B, H, Q, D/H)
+    else:
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout)  # (B, H, Q, D/H)
     out = out.transpose(1, 2).reshape(B, Q, D)  # (B, Q, D)
     return F.linear(out, attn.out_proj.weight, attn.out_proj.bias)
 

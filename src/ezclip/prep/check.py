@@ -22,10 +22,10 @@ from ezclip.data.sampling import ClipSampler
 class _DecodeCheck:
     """Item i -> (i, None) if video i decodes, else (i, reason)."""
 
-    def __init__(self, root: str, paths: list[str], num_frames: int, timeout: float):
+    def __init__(self, root: str, paths: list[str], num_frames: int, timeout: float, allow_images: bool):
         self.root, self.paths = root, paths
         self.sampler = ClipSampler(num_frames, train=False)
-        self.decoder = SafeDecoder(timeout=timeout)
+        self.decoder = SafeDecoder(timeout=timeout, allow_images=allow_images)
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -38,13 +38,15 @@ class _DecodeCheck:
         return index, None
 
 
-def check_split(spec: dict[str, Any], num_frames: int, workers: int, timeout: float) -> dict[str, Any]:
+def check_split(
+    spec: dict[str, Any], num_frames: int, workers: int, timeout: float, allow_images: bool = False
+) -> dict[str, Any]:
     """Decode every video of one split ({list, labels, root}); the unreadable ones with reasons."""
     entries = read_list(spec["list"], num_classes=len(read_labels(spec["labels"])))
     paths = list(dict.fromkeys(e.path for e in entries))  # a video listed twice is decoded once
     from torch.utils.data import DataLoader
 
-    dataset = _DecodeCheck(spec["root"], paths, num_frames, timeout)
+    dataset = _DecodeCheck(spec["root"], paths, num_frames, timeout, allow_images)
     loader = DataLoader(dataset, batch_size=None, num_workers=workers)
     try:
         bad = [{"path": paths[i], "reason": reason} for i, reason in loader if reason is not None]
@@ -71,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = compose(args.config, args.overrides)
     datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
     report = {
-        name: check_split(spec, cfg.data.num_frames, args.workers, args.timeout)
+        name: check_split(spec, cfg.data.num_frames, args.workers, args.timeout, datamodule.hparams.allow_images)
         for name, spec in datamodule.splits().items()
     }
     unreadable = sorted({bad["path"] for split in report.values() for bad in split["unreadable"]})

@@ -68,6 +68,7 @@ VALUE_RULES: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "data.color_jitter": _rule("number", lambda v: 0 <= v <= 1),
     "data.grayscale": _rule("number", lambda v: 0 <= v <= 1),
     "data.horizontal_flip": _rule("boolean"),
+    "data.allow_images": _rule("boolean"),
     "model.tvp": _one_of("deep", "first", "off"),
     "model.adapters": _rule("boolean"),
     "model.adapter_ratio": _rule("number", lambda v: 0 < v <= 1),
