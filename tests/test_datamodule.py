@@ -349,3 +349,21 @@ def test_decoding_at_the_transform_size_gives_the_full_size_pipelines_frames(tmp
         full_box = multiscale_crop_box(360, 480, train.scales, np.random.default_rng([0, epoch, 0, 1]))
         scale = 360 / 97
         assert all(abs(a * scale - b) < 2 * scale for a, b in zip(small_box, full_box, strict=True))
+
+
+def test_training_frames_can_be_each_segments_middle_frame(data):
+    from ezclip.data.sampling import sample_test
+
+    plain = {"color_jitter": 0.0, "grayscale": 0.0, "batch_size": 3}  # colours carry the frame index
+    middle = module(data, train_sampling="middle", **plain)
+    middle.setup("fit")
+    dataset = middle.datasets["train"]
+    for epoch in (0, 1):
+        item = dataset[(0, epoch)]  # c0/v0.mp4: 16 frames
+        assert frame_indices(item["video"]) == sample_test(16, T, 1)[0].tolist()
+    randomized = module(data, **plain)
+    randomized.setup("fit")
+    drawn = {tuple(frame_indices(randomized.datasets["train"][(0, epoch)]["video"])) for epoch in range(4)}
+    assert len(drawn) > 1
+    with pytest.raises(ValueError, match="train_sampling"):
+        module(data, train_sampling="first").setup("fit")

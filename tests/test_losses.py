@@ -89,3 +89,15 @@ def test_contrastive_rejects_bad_shapes_and_kinds():
         contrastive_loss(torch.zeros(2, 3), torch.tensor([0, 1]), "inbatch_kl")
     with pytest.raises(ValueError, match="kind"):
         contrastive_loss(torch.zeros(2, 3), torch.tensor([0, 1]), "nce")
+
+
+def test_warmup_in_epochs_then_cosine_to_zero():
+    from ezclip.lit.optim import warmup_cosine
+
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    schedule = warmup_cosine(optimizer, total_steps=100, warmup_epochs=2, steps_per_epoch=10)
+    factors = [schedule.lr_lambdas[0](step) for step in range(100)]
+    assert factors[0] == pytest.approx(1 / 20) and factors[19] == pytest.approx(1.0)  # 2 epochs of 10 steps
+    assert factors[20] == pytest.approx(1.0) and factors[60] == pytest.approx(0.5) and factors[99] < 0.001
+    by_fraction = warmup_cosine(optimizer, total_steps=100, warmup_fraction=0.1)
+    assert by_fraction.lr_lambdas[0](9) == pytest.approx(1.0) and by_fraction.lr_lambdas[0](8) < 1.0

@@ -237,3 +237,29 @@ def test_dropout_is_off_in_eval_and_on_in_train():
         c, d = model.encode_video(video), model.encode_video(video)
     torch.testing.assert_close(a, b)
     assert not torch.allclose(c, d)
+
+
+def test_template_ensembles_train_on_one_drawn_text_and_test_on_the_mean_softmax():
+    from ezclip.lit.module import EZCLIPModule
+
+    no_dropout = {"drop_path": 0.0, "attn_dropout": 0.0, "prompt_dropout": 0.0}  # train and eval encode alike
+    module = EZCLIPModule(backbone=TINY, num_frames=TINY_FRAMES, eval_text="softmax", train_text="sample", **no_dropout)
+    randomize_trainables(module.net)
+    names, templates = ["jump", "run", "swim"], ["a video of {}", "{}!", "someone does {}"]
+    module.class_tokens["set"] = module.net.tokenize([t.format(n) for n in names for t in templates])
+    module._texts_per_class["set"] = torch.tensor([3, 3, 3])
+    with torch.no_grad():
+        texts = F.normalize(module.net.encode_text(module.class_tokens["set"]), dim=-1).view(3, 3, -1)  # (C, K, E)
+        video = torch.randn(2, texts.shape[-1])
+        module.eval()
+        probs = module.class_probabilities(video, "set")
+        scale = module.net.logit_scale()
+        expected = torch.stack([(scale * F.normalize(video, dim=-1) @ texts[:, k].t()).softmax(-1) for k in range(3)])
+        torch.testing.assert_close(probs, expected.mean(0))  # the mean over templates of each one's softmax
+        module.train()
+        labels = torch.tensor([0, 2, 2, 1] * 8)
+        drawn = module.class_embeddings("set", labels)  # (B, E): one text of each video's class
+    for row, label in zip(drawn, labels.tolist(), strict=True):
+        assert min(float((row - texts[label, k]).abs().max()) for k in range(3)) < 1e-5
+    distinct = {tuple(row[:4].tolist()) for row, label in zip(drawn, labels.tolist(), strict=True) if label == 2}
+    assert len(distinct) > 1  # drawn per video, not fixed

@@ -160,6 +160,10 @@ def test_fast_dev_run_of_a_protocol(data_dir, tmp_path, dataset, protocol):
     from ezclip.runs.config import config_dir
     from ezclip.train import train
 
+    # The authors' recipe wherever their code has a row for the protocol; with their 16 templates once.
+    recipe = [] if protocol == "fully_supervised" else ["recipe=authors"]
+    templates = ["data.text.source=templates"] if (dataset, protocol) == ("hmdb51", "few_shot") else []
+
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
         cfg = compose(
             "train",
@@ -168,11 +172,12 @@ def test_fast_dev_run_of_a_protocol(data_dir, tmp_path, dataset, protocol):
                 f"paths.output_dir={tmp_path}", f"model.backbone={TINY}", "model.pretrained=null",
                 "model.force_quick_gelu=false", "data.image_size=32", "data.resize_size=32", "data.num_frames=4",
                 "data.num_workers=0", "data.batch_size=2", "+trainer.fast_dev_run=true", "callbacks=none",
-                "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
+                "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false", *recipe, *templates,
             ],
         )  # fmt: skip
     train(cfg)
     results = json.loads((tmp_path / "results.json").read_text())
+    assert results["recipe"] == ("authors" if recipe else "custom")
     # A variant keeps its protocol's name and is told apart by its variant.
     name, variant = {"zero_shot_authors": ("zero_shot", "authors_split1_k600_232"),
                      "base2novel_all": ("base2novel", "all_base_samples")}.get(protocol, (protocol, None))  # fmt: skip
@@ -234,3 +239,39 @@ def test_reproduce_runs_a_table_end_to_end_on_the_fake_layout(data_dir, tmp_path
     rows = {line.split(" | ")[0] for line in (sweep / "report" / "table11.md").read_text().splitlines()[4:-2]}
     assert rows == {f"| tvp={t}, motion={m}" for t, m in
                     (("off", False), ("off", True), ("deep", False), ("deep", True), ("first", True))}  # fmt: skip
+
+
+def test_reproductions_default_to_the_authors_recipe_and_name_the_papers_text_as_the_other():
+    from omegaconf import OmegaConf
+
+    from ezclip.runs.config import compose
+
+    def settings(*overrides: str) -> tuple:
+        cfg = OmegaConf.to_container(compose("train", list(overrides)), resolve=True)
+        model, data = cfg["model"], cfg["data"]
+        return (
+            cfg["recipe"]["name"], model["optimizer"]["lr"], model["optimizer"]["eps"], data["batch_size"],
+            cfg["trainer"]["max_epochs"], data["train_sampling"], model["contrastive"],
+            model["scheduler"]["warmup_epochs"], model["decay_1d"], model["eval_text"],
+        )  # fmt: skip
+
+    few_shot = ["experiment=table4_fs_hmdb51_b16", "protocol.shots=2"]
+    assert settings(*few_shot) == ("authors", 1e-4, 1e-8, 10, 180, "middle", "inbatch_kl", 5, True, "softmax")
+    assert settings(*few_shot, "recipe=paper") == (
+        "paper",
+        5e-6,
+        1e-6,
+        70,
+        50,
+        "random",
+        "ce",
+        None,
+        False,
+        "embedding",
+    )
+    assert settings("experiment=table1_zs_b16_t8")[1:6] == (1e-4, 1e-8, 80, 150, "random")
+    assert settings("experiment=table2_ssv2_b16", "protocol.seed=3")[1:6] == (1e-5, 1e-8, 50, 100, "middle")
+    assert settings("experiment=table4_fs_ssv2_b16")[3:5] == (10, 180)  # SSv2 few-shot borrows HMDB51's config
+    assert settings("experiment=table1_zs_b16_t16", "recipe=paper")[3] == 70
+    templates = compose("train", ["experiment=table13_fs_ucf101_b16", "data.text.source=templates"]).data.text.templates
+    assert len(templates) == 16 and templates[0] == "a photo of action {}"

@@ -116,12 +116,28 @@ def test_reproduce_table2_dry_run_lists_4_datasets_x_3_seeds(capsys):
 
     assert reproduce(["2", "--dry-run"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[-1] == "12 jobs"
-    jobs = lines[:-1]
-    assert len(set(jobs)) == 12
+    # the 16-shot lists' sizes come from the pinned table: 3,200 / 416 / 816 / 1,392 videos per seed
+    assert lines[-1] == "12 jobs; 32,250 optimizer steps in all"
+    jobs, plans = lines[:-1:2], lines[1:-1:2]
+    assert len(set(jobs)) == 12 and all(job.startswith("ezclip train ") for job in jobs)
     for dataset in ("k400", "hmdb51", "ucf101", "ssv2"):
         assert sum(f"experiment=table2_{dataset}_b16 " in job for job in jobs) == 3
+    hmdb = plans[[i for i, job in enumerate(jobs) if "table2_hmdb51" in job][0]]
+    assert "recipe=authors list=fs_base_s1_train.txt videos=416 (pinned table) batch=20 epochs=50" in hmdb
+    assert "steps=1,000 warmup=100" in hmdb and "few optimizer steps" not in hmdb
     assert reproduce(["9", "--dry-run"]) == 2
+
+
+def test_the_paper_recipe_flags_runs_with_few_optimizer_steps(capsys):
+    from ezclip.reproduce import main as reproduce
+
+    assert reproduce(["4", "--dry-run", "recipe=paper"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-1] == "12 jobs; 6,550 optimizer steps in all; 6 jobs under 300 steps"
+    assert (
+        "recipe=paper list=train1_few_shot_2.txt videos=102 (pinned table) batch=70 epochs=50 steps=50 " in (lines[1])
+    )
+    assert lines[1].endswith("<-- few optimizer steps")
 
 
 # The paper's tables: rows x datasets x settings (Table 11 has 5 rows, its 'first layer only' row alone).
@@ -296,3 +312,50 @@ def test_wandb_dashboard_offline_writes_the_report_spec_and_says_how_to_publish(
     report = wandb_report(spec)  # the wandb-workspaces objects, built offline
     (grid,) = [block for block in report.blocks if type(block).__name__ == "PanelGrid"]
     assert len(grid.panels) == len(spec["panels"]) and report.entity == "me"
+
+
+def b2n_run(root: Path, name: str, variant: str | None, recipe: str = "authors", sha: str = "a" * 64, seed=1) -> Path:
+    protocol = {"name": "base2novel", "seed": seed} | ({"variant": variant} if variant else {})
+    run = fake_run(root, name, "hmdb51", seed, 0.8, 0.6)
+    data = json.loads((run / "results.json").read_text())
+    data["config"]["protocol"] = protocol
+    data |= {"recipe": recipe, "train_list": {"path": "x.txt", "videos": 10, "sha256": sha}}
+    (run / "results.json").write_text(json.dumps(data))
+    return run
+
+
+def test_tables_refuse_runs_of_another_protocol_variant(tmp_path, capsys):
+    b2n_run(tmp_path / "all", "a", "all_base_samples")
+    assert main(["report", str(tmp_path / "all"), "--table", "2", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "table 2 reports base-to-novel on the 16-shot lists" in err and "'all_base_samples'" in err
+    b2n_run(tmp_path / "shots", "a", None)
+    assert main(["report", str(tmp_path / "shots"), "--table", "3", "--out", str(tmp_path / "o")]) == 2
+    assert "table 3 reports base-to-novel on all samples of the base classes" in capsys.readouterr().err
+
+
+def test_cells_mix_neither_recipes_nor_training_lists(tmp_path, capsys):
+    b2n_run(tmp_path / "r", "a", None, recipe="authors", seed=1)
+    b2n_run(tmp_path / "r", "b", None, recipe="paper", seed=2)
+    assert main(["report", str(tmp_path / "r"), "--table", "2", "--out", str(tmp_path / "o")]) == 2
+    assert "runs of different recipes would be mixed (['authors', 'paper'])" in capsys.readouterr().err
+    b2n_run(tmp_path / "l", "a", None, seed=1)
+    b2n_run(tmp_path / "l", "b", None, seed=2, sha="b" * 64)  # another seed, another list: fine
+    assert main(["report", str(tmp_path / "l"), "--table", "2", "--out", str(tmp_path / "o")]) == 0
+    assert "| authors |" in (tmp_path / "o" / "table2.md").read_text()
+    b2n_run(tmp_path / "l2", "a", None, seed=1)
+    b2n_run(tmp_path / "l2", "b", None, seed=1, sha="b" * 64)  # the same seed on another list
+    assert main(["report", str(tmp_path / "l2"), "--table", "2", "--out", str(tmp_path / "o")]) == 2
+    assert "trained on different lists for the same seed/split" in capsys.readouterr().err
+
+
+def test_the_papers_truncated_hm_cells_are_marked(tmp_path, capsys):
+    for name, tvp, motion in (("a", "tvp-deep", "motion"),):
+        run = fake_run(tmp_path, name, "k400", 0, 0.8, 0.6, tvp=tvp, motion=motion)
+        data = json.loads((run / "results.json").read_text())
+        data["config"]["protocol"] = {"name": "base2novel", "variant": "all_base_samples"}
+        (run / "results.json").write_text(json.dumps(data))
+    assert main(["report", str(tmp_path), "--table", "5", "--out", str(tmp_path / "o")]) == 0
+    rows = read_csv_rows(tmp_path / "o" / "table5.csv")
+    assert "the paper's HM is truncated, not rounded (2bn/(b+n) = 71.56)" in rows[("k400", "hm")]["variant"]
+    assert "truncated" not in rows[("k400", "base")]["variant"]

@@ -88,7 +88,7 @@ def test_fast_dev_run_train_then_eval_from_the_exported_checkpoint(tmp_path, syn
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_every_experiment_config_runs(tmp_path, synth_dir, experiment):
     # On the tiny synthetic set: the command line's data/protocol/trainer win over the experiment's.
-    smoke = ["data=synthmotion", "~protocol", "trainer=cpu"]
+    smoke = ["data=synthmotion", "~protocol", "trainer=cpu", "recipe=paper"]  # authors: per protocol (test_protocols)
     cfg = shrunk("train", tmp_path, synth_dir, [f"experiment={experiment}", *smoke, *FAST])
     metrics, _ = train(cfg)
     assert any(k.startswith("test/") for k in metrics)
@@ -104,6 +104,11 @@ def test_short_training_writes_logs_checkpoints_and_results(tmp_path, synth_dir)
     train(shrunk("train", run, synth_dir, ["trainer.max_epochs=2", "callbacks=default"]))
     out = results(run)
     assert out["epochs_trained"] == 2 and "top1" in out["val"]
+    import hashlib
+
+    listed = (synth_dir / "train.txt").read_bytes()
+    assert out["recipe"] == "custom" and out["train_list"]["sha256"] == hashlib.sha256(listed).hexdigest()
+    assert out["train_list"]["videos"] == sum(1 for line in listed.decode().splitlines() if line.strip())
     assert (run / "csv" / "version_0" / "metrics.csv").read_text().count("train/loss") >= 1
     last = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert not any(k.startswith("net.clip.") for k in last["state_dict"])  # the frozen backbone is left out

@@ -1,9 +1,11 @@
 """`ezclip report RUN_DIRS... --table N`: the paper's table from runs' results.json, beside the paper.
 
 Cells are (dataset, test quantity); values are top-1 in %, mean ± sample std over the runs'
-seeds (base-to-novel) or test splits (zero-shot). HM = 2·b·n / (b + n) of the mean base and
-novel. Runs that differ in protocol, backbone, frames or ablation switches are never mixed
-into one cell: that is an error naming the difference. Writes table<N>.md, table<N>.csv and
+seeds (base-to-novel) or test splits (zero-shot); a single run shows no spread. HM = 2·b·n / (b + n)
+of the mean base and novel. Runs that differ in protocol, recipe, backbone, frames or ablation
+switches are never mixed into one cell, nor runs of one seed trained on different training lists:
+each is an error naming the difference. A table refuses runs of a protocol it does not report
+(Table 2's 16-shot lists vs Table 3's all base samples). Writes table<N>.md, table<N>.csv and
 table<N>.png to --out.
 """
 
@@ -12,6 +14,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import os
 import re
 import statistics
@@ -39,20 +42,62 @@ def protocol_of(run: dict[str, Any]) -> dict[str, Any]:
     return run.get("config", {}).get("protocol") or {"name": "custom"}
 
 
+def recipe_of(run: dict[str, Any]) -> str:
+    return run.get("recipe", "custom")
+
+
 def check_one_kind(runs: list[dict[str, Any]], where: str) -> dict[str, str]:
-    """The factors all `runs` share; an error naming the first factor they disagree on."""
+    """The factors all `runs` share; an error naming the first factor they disagree on.
+
+    Besides the protocol and the factors, the runs must share their recipe, and runs of one repeat
+    (seed or split) their training list (path aside: its content, by sha256).
+    """
     names = {protocol_of(r)["name"] for r in runs}
     variants = {protocol_of(r).get("variant") for r in runs}
     if len(names) > 1 or len(variants) > 1:
         raise ValueError(f"{where}: runs of different protocols would be mixed: {sorted(map(str, names | variants))}")
-    shared = {}
+    recipes = {recipe_of(r) for r in runs}
+    if len(recipes) > 1:
+        raise ValueError(f"{where}: runs of different recipes would be mixed ({sorted(recipes)}): {_paths(runs)}")
+    lists: dict[Any, set[str]] = {}
+    for run in runs:
+        protocol = protocol_of(run)
+        repeat = (protocol.get("seed"), protocol.get("split"), protocol.get("shots"))
+        if run.get("train_list"):
+            lists.setdefault(repeat, set()).add(run["train_list"]["sha256"])
+    for hashes in lists.values():
+        if len(hashes) > 1:
+            raise ValueError(f"{where}: runs trained on different lists for the same seed/split would be mixed "
+                             f"(sha256 {sorted(h[:12] for h in hashes)}): {_paths(runs)}")  # fmt: skip
+    shared = {"recipe": recipes.pop()}
     for factor in CELL_FACTORS:
         values = {r["factors"][factor] for r in runs}
         if len(values) > 1:
-            paths = [r["_path"] for r in runs]
-            raise ValueError(f"{where}: runs with different {factor} would be mixed ({sorted(values)}): {paths}")
+            raise ValueError(f"{where}: runs with different {factor} would be mixed ({sorted(values)}): {_paths(runs)}")
         shared[factor] = values.pop()
     return shared
+
+
+def _paths(runs: list[dict[str, Any]]) -> list[str]:
+    return [r["_path"] for r in runs]
+
+
+def check_protocol(runs: list[dict[str, Any]], expected: dict[str, Any]) -> None:
+    """Refuse runs of a protocol the table does not report, naming both."""
+    table = expected["table"]
+    wrong = sorted({protocol_of(r)["name"] for r in runs} - {expected["protocol"]})
+    if wrong:
+        raise ValueError(f"table {table} is a {expected['protocol']} table; runs of protocol {wrong} were given")
+    if "accepts" not in expected:
+        return  # a table without a list of protocol variants takes any (they still never share a cell)
+    accepted = {a["variant"]: a["what"] for a in expected["accepts"]}
+    for variant in {protocol_of(r).get("variant") for r in runs} - set(accepted):
+        odd = [r["_path"] for r in runs if protocol_of(r).get("variant") == variant]
+        follows = "; or ".join(accepted.values())
+        raise ValueError(
+            f"table {table} reports {follows}; {len(odd)} run(s) followed protocol variant {variant!r} instead, "
+            f"which this table's numbers were not measured on: {odd[:3]}"
+        )
 
 
 def mean_std(values: list[float]) -> tuple[float, float | None]:
@@ -137,9 +182,7 @@ def row_of(run: dict[str, Any], keys: tuple[str, ...]) -> tuple:
 def build_report(runs: list[dict[str, Any]], expected: dict[str, Any]) -> list[dict[str, Any]]:
     """Cells of the table: runs grouped into the paper's rows, each cell beside the paper's number."""
     protocol = expected["protocol"]
-    wrong = sorted({protocol_of(r)["name"] for r in runs} - {protocol})
-    if wrong:
-        raise ValueError(f"table {expected['table']} is a {protocol} table; runs of protocol {wrong} were given")
+    check_protocol(runs, expected)
     keys = tuple(k for k in expected["rows"][0] if k != "cells")
     paper_rows = {tuple(row[k] for k in keys): row["cells"] for row in expected["rows"]}
     cells = []
@@ -148,10 +191,24 @@ def build_report(runs: list[dict[str, Any]], expected: dict[str, Any]) -> list[d
         if row not in paper_rows:
             raise ValueError(f"table {expected['table']} has no row {label}; its rows: {sorted(paper_rows)}")
         for cell in BUILDERS[protocol]([r for r in runs if row_of(r, keys) == row]):
-            paper = paper_rows[row].get(cell["dataset"], {}).get(cell["metric"])
+            paper_cells = paper_rows[row].get(cell["dataset"], {})
+            paper = paper_cells.get(cell["metric"])
             cells.append({**cell, "row": label, "paper": paper,
                           "diff": None if paper is None else cell["mean"] - paper})  # fmt: skip
+            if cell["metric"] == "hm" and truncated_hm(paper_cells):
+                cells[-1]["variant"] += f"; the paper's HM is truncated, not rounded ({truncated_hm(paper_cells)})"
     return cells
+
+
+def truncated_hm(paper_cells: dict[str, float]) -> str | None:
+    """When a paper HM matches its own base and novel only truncated to one decimal: the exact value."""
+    if not {"base", "novel", "hm"} <= set(paper_cells):
+        return None
+    exact = harmonic_mean(paper_cells["base"], paper_cells["novel"])
+    printed = paper_cells["hm"]
+    if round(exact, 1) != printed and abs(math.floor(exact * 10) / 10 - printed) < 1e-9:
+        return f"2bn/(b+n) = {exact:.2f}"
+    return None
 
 
 def efficiency_cells(infos: list[dict[str, Any]], expected: dict[str, Any]) -> list[dict[str, Any]]:
@@ -207,7 +264,7 @@ def _cell_text(cell: dict[str, Any]) -> str:
 def write_report(cells: list[dict[str, Any]], expected: dict[str, Any], out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     stem = out / f"table{expected['table']}"
-    columns = ["row", "dataset", "metric", "mean", "std", "n", "paper", "diff", "variant", *CELL_FACTORS]
+    columns = ["row", "dataset", "metric", "mean", "std", "n", "paper", "diff", "variant", "recipe", *CELL_FACTORS]
     with open(stem.with_suffix(".csv"), "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
@@ -216,13 +273,13 @@ def write_report(cells: list[dict[str, Any]], expected: dict[str, Any], out: Pat
     lines = [
         f"# {expected['title']}",
         "",
-        "| model | dataset | metric | ours | paper | diff | runs | protocol variant |",
-        "|---|---|---|---|---|---|---|---|",
+        "| model | dataset | metric | ours | paper | diff | runs | recipe | protocol variant |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for c in cells:
         lines.append(
             f"| {c['row']} | {c['dataset']} | {c['metric']} | {_cell_text(c)} | {_number(c['paper'])} | "
-            f"{_number(c['diff'], signed=True)} | {c['n']} | {c['variant']} |"
+            f"{_number(c['diff'], signed=True)} | {c['n']} | {c.get('recipe', '—')} | {c['variant']} |"
         )
     lines += ["", f"Paper numbers: {expected['source']}. Ours: top-1 (%) from the runs' results.json."]
     stem.with_suffix(".md").write_text("\n".join(lines) + "\n")

@@ -32,6 +32,7 @@ from ezclip.data.transforms import TestTransform, TrainTransform
 
 log = logging.getLogger(__name__)
 _warned: set[str] = set()  # bad paths already logged by this process
+TRAIN_SAMPLING = ("random", "middle")
 # Training draws at most this many other videos in place of an unreadable one.
 MAX_REPLACEMENTS = 8
 
@@ -57,6 +58,8 @@ class VideoDataset(Dataset):
         decoder: decodes ``(path, ClipSampler)`` -> uint8 (N, H, W, 3) or raises ``VideoReadError``.
         n_clips: temporal views for evaluation.
         seed: base seed of training randomness.
+        train_sampling: training frames: ``random`` (a random frame in each TSN segment) or ``middle`` (each
+            segment's middle frame, as the authors' base-to-novel and few-shot configs train).
     Items:
         train: ``video`` uint8 (T, 3, S, S); eval: ``video`` uint8 (V, T, 3, S, S), V = n_clips * n_crops,
         clip-major (view v = clip v // n_crops, crop v % n_crops). Keys ``(index, epoch)`` or ``index``.
@@ -71,7 +74,10 @@ class VideoDataset(Dataset):
         decoder: SafeDecoder,
         n_clips: int = 1,
         seed: int = 0,
+        train_sampling: str = "random",
     ):
+        if train_sampling not in TRAIN_SAMPLING:
+            raise ValueError(f"train_sampling must be one of {TRAIN_SAMPLING}, got {train_sampling!r}")
         self.root = str(root)
         self.entries = list(entries)
         self.num_frames = num_frames
@@ -80,6 +86,7 @@ class VideoDataset(Dataset):
         self.n_clips = n_clips
         self.seed = seed
         self.train = isinstance(transform, TrainTransform)
+        self.random_frames = self.train and train_sampling == "random"
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -113,7 +120,7 @@ class VideoDataset(Dataset):
 
     def _load(self, index: int, epoch: int) -> dict | Skipped:
         entry, path = self.entries[index], self.path(index)
-        sampler = ClipSampler(self.num_frames, self.train, self.n_clips, seed=(self.seed, epoch, index, 0))
+        sampler = ClipSampler(self.num_frames, self.random_frames, self.n_clips, seed=(self.seed, epoch, index, 0))
         try:
             frames = self.decoder(path, sampler)  # (N, H, W, 3), N = T or n_clips * T
         except VideoReadError as e:

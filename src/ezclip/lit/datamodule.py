@@ -57,6 +57,7 @@ class VideoDataModule(L.LightningDataModule):
         val_from_train: carve the validation split out of the training list (when there is no val_list):
             a fraction of each class (< 1) or a number per class (>= 1), seeded by `seed`, disjoint from
             training; model selection and sweeps then never read a test set.
+        train_sampling: training frames: ``random`` in each TSN segment, or each segment's ``middle`` frame.
         seed: base of the training order and augmentation (with the epoch and the video index).
         pin_memory, persistent_workers: passed to the DataLoaders (persistent only with workers).
         decode_fn: module-level ``(path, sampler, **options) -> uint8 (N, H, W, 3)`` or its
@@ -94,6 +95,7 @@ class VideoDataModule(L.LightningDataModule):
         allow_images: bool = False,
         exclude: str | None = None,
         val_from_train: float | None = None,
+        train_sampling: str = "random",
         seed: int = 0,
         pin_memory: bool = False,
         persistent_workers: bool = False,
@@ -188,7 +190,8 @@ class VideoDataModule(L.LightningDataModule):
         else:
             transform, n_clips = TestTransform(hp.image_size, hp.resize_size, n_crops=hp.n_crops), hp.n_clips
         log.info("%s: %d videos, %d classes (%s)", name, len(entries), len(self.class_names[name]), list_file)
-        return VideoDataset(root, entries, hp.num_frames, transform, self._decoder(transform), n_clips, hp.seed)
+        decoder = self._decoder(transform)
+        return VideoDataset(root, entries, hp.num_frames, transform, decoder, n_clips, hp.seed, hp.train_sampling)
 
     def _decoder(self, transform: TrainTransform | TestTransform) -> SafeDecoder:
         """The decoder that hands ``transform`` frames at the size it needs (shared by splits that need the same)."""

@@ -54,7 +54,10 @@ class EZCLIPModule(L.LightningModule):
     `net`: the model's settings, the fields of `EZCLIPConfig` (`backbone`, `pretrained`,
     `num_frames`, `tvp`, `adapters`, ...); `official_checkpoint`: start from the authors' release
     instead. `contrastive` is `ce` (all classes of the training label set) or `inbatch_kl` (the
-    batch's classes); `motion_loss` switches the motion loss on (weight `motion_weight`).
+    batch's classes); `motion_loss` switches the motion loss on (weight `motion_weight`). Classes
+    with several texts (templates): `train_text` = `sample` (one drawn per class, or per video for
+    inbatch_kl, each step) or `mean` (their mean embedding); `eval_text` = `embedding` (the mean
+    embedding) or `softmax` (the mean over texts of each text's softmax).
     """
 
     def __init__(
@@ -64,6 +67,8 @@ class EZCLIPModule(L.LightningModule):
         motion_loss: bool = True,
         motion_weight: float = 1.0,
         central_diff: str = "abs",
+        train_text: str = "sample",
+        eval_text: str = "embedding",
         grad_checkpointing: bool = False,
         optimizer: Callable[..., torch.optim.Optimizer] | None = None,
         scheduler: Callable[..., Any] | None = None,
@@ -108,6 +113,11 @@ class EZCLIPModule(L.LightningModule):
         for name, texts in datamodule.class_texts.items():
             flat = [text for class_texts in texts for text in class_texts]
             counts = [len(class_texts) for class_texts in texts]
+            if name != "train" and self.hparams.eval_text == "softmax" and len(set(counts)) > 1:
+                raise ValueError(
+                    f"model.eval_text=softmax averages over text index k, so every class of {name!r} needs the same "
+                    f"number of texts; they have {sorted(set(counts))} (use eval_text=embedding)"
+                )
             self.class_tokens[name] = self.net.tokenize(flat)
             self._texts_per_class[name] = torch.tensor(counts)
             if name not in self.eval_sets and name != "train":
@@ -117,24 +127,48 @@ class EZCLIPModule(L.LightningModule):
         optimizer = self.make_optimizer(params=decay_groups(self.parameters(), self.hparams.decay_1d))
         if self.make_scheduler is None:
             return optimizer
-        scheduler = self.make_scheduler(optimizer=optimizer, total_steps=self.trainer.estimated_stepping_batches)
+        total = int(self.trainer.estimated_stepping_batches)
+        scheduler = self.make_scheduler(
+            optimizer=optimizer, total_steps=total, steps_per_epoch=total / self.trainer.max_epochs
+        )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     # --- text -------------------------------------------------------------------------------
 
     def class_embeddings(self, name: str, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """(C, E) class embeddings: the mean of each class's normalized text embeddings.
+        """(C, E) class embeddings of a label set; with `labels`, those classes in that order: (B, E).
 
-        With `labels`, only those classes are encoded, in that order: (B, E).
+        A class with several texts (templates) gets the mean of their normalized embeddings, or, while
+        training with `train_text=sample`, one of its texts drawn at random (per class, or per video
+        when `labels` are given), as the authors' code trains with its 16 templates.
         """
         tokens = self.class_tokens[name].to(self.device)
         counts = self._texts_per_class[name]
-        if labels is not None:
-            starts = torch.cumsum(counts, 0) - counts
-            rows = torch.cat([torch.arange(starts[c], starts[c] + counts[c]) for c in labels.tolist()])
-            tokens, counts = tokens[rows.to(self.device)], counts[labels.cpu()]
-        text = F.normalize(self.net.encode_text(tokens), dim=-1)  # (sum K, E)
-        return torch.stack([chunk.mean(0) for chunk in text.split(counts.tolist())])  # (C or B, E)
+        starts = torch.cumsum(counts, 0) - counts
+        classes = labels.cpu() if labels is not None else torch.arange(len(counts))
+        if self.training and self.hparams.train_text == "sample":
+            rows = starts[classes] + (torch.rand(len(classes)) * counts[classes]).long()  # one text each
+            return F.normalize(self.net.encode_text(tokens[rows.to(self.device)]), dim=-1)  # (C or B, E)
+        rows = torch.cat([torch.arange(starts[c], starts[c] + counts[c]) for c in classes.tolist()])
+        text = F.normalize(self.net.encode_text(tokens[rows.to(self.device)]), dim=-1)  # (sum K, E)
+        return torch.stack([chunk.mean(0) for chunk in text.split(counts[classes].tolist())])  # (C or B, E)
+
+    def text_ensemble(self, name: str) -> torch.Tensor:
+        """(C, K, E) normalized embeddings of the K texts of every class of a label set (eval_text=softmax)."""
+        counts = self._texts_per_class[name]
+        text = F.normalize(self.net.encode_text(self.class_tokens[name].to(self.device)), dim=-1)  # (C*K, E)
+        return text.view(len(counts), int(counts[0]), -1)  # (C, K, E)
+
+    def class_probabilities(self, video_embeddings: torch.Tensor, name: str) -> torch.Tensor:
+        """(N, E) video embeddings -> (N, C) class probabilities on a label set, as `eval_text` says:
+        `embedding`: softmax over the classes' mean text embeddings; `softmax`: the mean over the K
+        texts of the softmax each text index gives (the authors' 16-template test)."""
+        texts = self._eval_texts(name)  # (C, E) or (C, K, E)
+        if texts.ndim == 2:
+            return self.net.similarity_logits(video_embeddings, texts).float().softmax(dim=-1)
+        video = F.normalize(video_embeddings, dim=-1)
+        logits = self.net.logit_scale() * torch.einsum("ne,cke->nkc", video, texts)  # (N, K, C)
+        return logits.float().softmax(dim=-1).mean(dim=1)  # (N, C)
 
     # --- training -----------------------------------------------------------------------------
 
@@ -178,7 +212,8 @@ class EZCLIPModule(L.LightningModule):
         # Nothing trains during evaluation: encode each label set's texts once per epoch.
         if name not in self._text_cache:
             with torch.no_grad():
-                self._text_cache[name] = self.class_embeddings(name)
+                ensemble = self.hparams.eval_text == "softmax" and int(self._texts_per_class[name].max()) > 1
+                self._text_cache[name] = self.text_ensemble(name) if ensemble else self.class_embeddings(name)
         return self._text_cache[name]
 
     def on_validation_epoch_start(self) -> None:
@@ -196,8 +231,8 @@ class EZCLIPModule(L.LightningModule):
         video = batch["video"]  # (B, V, T, 3, S, S) uint8: V views per video
         B, V = video.shape[:2]
         frames = normalize_video(video.flatten(0, 1))  # (B*V, T, 3, S, S)
-        logits = self.net.similarity_logits(self.net.encode_video(frames), self._eval_texts(name))  # (B*V, C)
-        probs = logits.float().softmax(dim=-1).view(B, V, -1).mean(dim=1)  # (B, C): mean of the views' softmax
+        probs = self.class_probabilities(self.net.encode_video(frames), name)  # (B*V, C)
+        probs = probs.view(B, V, -1).mean(dim=1)  # (B, C): mean of the views' softmax
         eval_set = self.eval_sets[name]
         eval_set.metrics.update(probs, labels)
         eval_set.num_videos.update(torch.tensor(float(B), device=self.device))

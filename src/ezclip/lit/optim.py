@@ -27,13 +27,21 @@ def warmup_cosine(
     total_steps: int,
     warmup_fraction: float = 0.1,
     warmup_steps: int | None = None,
+    warmup_epochs: float | None = None,
+    steps_per_epoch: float | None = None,
 ) -> torch.optim.lr_scheduler.LambdaLR:
     """Linear warmup, then cosine decay to 0 at `total_steps`, stepped per optimizer step.
 
-    The warmup lasts `warmup_steps` steps when given, else `warmup_fraction` of `total_steps`.
+    The warmup lasts `warmup_steps` steps when given; else `warmup_epochs` epochs of
+    `steps_per_epoch` steps (the authors' 5 epochs); else `warmup_fraction` of `total_steps` (the
+    paper's 10%).
     """
     if total_steps < 1:
         raise ValueError(f"a schedule needs at least one optimizer step, got total_steps={total_steps}")
+    if warmup_steps is None and warmup_epochs is not None:
+        if steps_per_epoch is None:
+            raise ValueError("warmup_epochs needs steps_per_epoch")
+        warmup_steps = int(round(warmup_epochs * steps_per_epoch))
     if warmup_steps is None:
         warmup_steps = max(1, int(round(total_steps * warmup_fraction))) if warmup_fraction > 0 else 0
 

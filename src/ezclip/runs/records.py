@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import json
 import platform
@@ -95,6 +96,8 @@ def record_run(cfg, trainer, module, loggers: list, started: float, **extra: Any
             "run_name": run_name(cfg),
             "cell": cell_name(cfg),
             "factors": ablation_factors(cfg),
+            "recipe": (cfg.get("recipe") or {}).get("name", "custom"),
+            "train_list": list_identity(cfg.data.get("train_list")),
             "config": OmegaConf.to_container(cfg, resolve=True),
             "world_size": trainer.world_size,
             "precision": str(trainer.precision),
@@ -105,6 +108,15 @@ def record_run(cfg, trainer, module, loggers: list, started: float, **extra: Any
         },
     )
     log_results_table(loggers, module.test_results, output_dir)
+
+
+def list_identity(path: str | None) -> dict[str, Any] | None:
+    """What tells a training list apart from another: its path, its number of videos and its sha256."""
+    if not path or not Path(path).is_file():
+        return None
+    data = Path(path).read_bytes()
+    videos = sum(1 for line in data.decode("utf-8-sig", "replace").splitlines() if line.strip())
+    return {"path": str(path), "videos": videos, "sha256": hashlib.sha256(data).hexdigest()}
 
 
 def save_predictions(module, output_dir: Path) -> None:
