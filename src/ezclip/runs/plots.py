@@ -48,7 +48,7 @@ def grouped_bars(
         positions = x - 0.4 + width * (k + 0.5)
         values = [np.nan if v is None else v for v in series[name]]
         errs = None
-        if errors and name in errors:
+        if errors and name in errors and any(e is not None for e in errors[name]):
             errs = [0.0 if e is None else e for e in errors[name]]
         ax.bar(positions, values, width * 0.92, yerr=errs, label=name, capsize=2 if errs else 0)
         if markers and name in markers:
