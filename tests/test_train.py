@@ -65,6 +65,19 @@ def results(run_dir: Path) -> dict:
     return json.loads((run_dir / "results.json").read_text())
 
 
+def _tiny_cli(tmp_path: Path, synth_dir: Path, *overrides: str) -> list[str]:
+    """`ezclip train` with the tiny backbone (a JSON config file) on the tiny SynthMotion."""
+    from helpers import TINY_CONFIG
+
+    config = tmp_path / "ezclip-test-cli.json"
+    config.write_text(json.dumps(TINY_CONFIG))
+    return [
+        sys.executable, "-m", "ezclip.cli", "train", *overrides, f"model.backbone={config}", "model.pretrained=null",
+        "model.force_quick_gelu=false", f"data.root={synth_dir}", "data.image_size=32", "data.resize_size=32",
+        "data.num_frames=4", "data.num_workers=0", "data.batch_size=4", *QUIET, f"paths.log_dir={tmp_path}",
+    ]  # fmt: skip
+
+
 def test_fast_dev_run_train_then_eval_from_the_exported_checkpoint(tmp_path, synth_dir):
     train(shrunk("train", tmp_path / "train", synth_dir, FAST))
     trained = results(tmp_path / "train")
@@ -309,18 +322,9 @@ def test_wandb_logs_offline_without_network_or_login(tmp_path, synth_dir, monkey
 
 
 def test_every_job_of_a_multirun_is_its_own_wandb_run_grouped_by_its_report_cell(tmp_path, synth_dir):
-    from helpers import TINY_CONFIG
-
-    config = tmp_path / "ezclip-test-wandb.json"
-    config.write_text(json.dumps(TINY_CONFIG))
     sweep = tmp_path / "sweep"
-    command = [
-        sys.executable, "-m", "ezclip.cli", "train", "-m", "model.tvp=deep,off", "logger=wandb",
-        f"model.backbone={config}", "model.pretrained=null", "model.force_quick_gelu=false",
-        f"data.root={synth_dir}", "data.image_size=32", "data.resize_size=32", "data.num_frames=4",
-        "data.num_workers=0", "+trainer.fast_dev_run=true", *QUIET, f"paths.log_dir={tmp_path}",
-        f"hydra.sweep.dir={sweep}",
-    ]  # fmt: skip
+    jobs = ["-m", "model.tvp=deep,off", "logger=wandb", "+trainer.fast_dev_run=true", f"hydra.sweep.dir={sweep}"]
+    command = _tiny_cli(tmp_path, synth_dir, *jobs)
     env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")} | {"HOME": str(tmp_path)}
     result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -375,18 +379,10 @@ def test_wandb_login_is_looked_up_for_the_configured_host(tmp_path, monkeypatch)
 @pytest.mark.slow
 def test_a_multirun_of_ddp_training_jobs_runs_each_job_once(tmp_path, synth_dir):
     """2 jobs x DDP training on 2 CPU processes (gloo): exactly 2 runs, each trained and tested once."""
-    from helpers import TINY_CONFIG
-
-    config = tmp_path / "ezclip-test-ddp-train.json"
-    config.write_text(json.dumps(TINY_CONFIG))
     sweep = tmp_path / "sweep"
-    command = [
-        sys.executable, "-m", "ezclip.cli", "train", "-m", "model.tvp=deep,off", "trainer.strategy=ddp",
-        "trainer.accelerator=cpu", "trainer.devices=2", "trainer.max_epochs=2", f"model.backbone={config}",
-        "model.pretrained=null", "model.force_quick_gelu=false", f"data.root={synth_dir}", "data.image_size=32",
-        "data.resize_size=32", "data.num_frames=4", "data.num_workers=0", "data.batch_size=4",
-        "data.eval_batch_size=3", *QUIET, f"paths.log_dir={tmp_path}", f"hydra.sweep.dir={sweep}",
-    ]  # fmt: skip
+    ddp = ["trainer.strategy=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.max_epochs=2"]
+    jobs = ["-m", "model.tvp=deep,off", *ddp, "data.eval_batch_size=3", f"hydra.sweep.dir={sweep}"]
+    command = _tiny_cli(tmp_path, synth_dir, *jobs)
     result = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert sorted(p.name for p in sweep.iterdir() if p.is_dir() and not p.name.startswith(".")) == ["0", "1"]
@@ -397,19 +393,6 @@ def test_a_multirun_of_ddp_training_jobs_runs_each_job_once(tmp_path, synth_dir)
         assert out["config"]["model"]["tvp"] == tvp and out["world_size"] == 2 and out["epochs_trained"] == 2
         assert out["batch"] == {"global": 4, "per_device": 2, "accumulate": 1, "world_size": 2}
         assert out["test"]["synthmotion"]["num_videos"] == test_videos  # every test video exactly once
-
-
-def _tiny_cli(tmp_path: Path, synth_dir: Path, *overrides: str) -> list[str]:
-    """`ezclip train` with the tiny backbone (a JSON config file) on the tiny SynthMotion."""
-    from helpers import TINY_CONFIG
-
-    config = tmp_path / "ezclip-test-cli.json"
-    config.write_text(json.dumps(TINY_CONFIG))
-    return [
-        sys.executable, "-m", "ezclip.cli", "train", *overrides, f"model.backbone={config}", "model.pretrained=null",
-        "model.force_quick_gelu=false", f"data.root={synth_dir}", "data.image_size=32", "data.resize_size=32",
-        "data.num_frames=4", "data.num_workers=0", "data.batch_size=4", *QUIET, f"paths.log_dir={tmp_path}",
-    ]  # fmt: skip
 
 
 def test_an_optuna_search_optimises_a_validation_split_held_out_of_training(tmp_path, synth_dir):
@@ -483,21 +466,9 @@ def test_cuda_random_states_travel_with_the_checkpoint(monkeypatch):
 
 
 def test_multirun_from_the_command_line(tmp_path, synth_dir):
-    import subprocess
-    import sys
-
-    from helpers import TINY_CONFIG
-
-    config = tmp_path / "ezclip-test-cli.json"
-    config.write_text(json.dumps(TINY_CONFIG))
     sweep = tmp_path / "sweep"
-    command = [
-        sys.executable, "-m", "ezclip.cli", "train", "-m", "model.tvp=deep,off",
-        f"model.backbone={config}", "model.pretrained=null", "model.force_quick_gelu=false",
-        f"data.root={synth_dir}", "data.image_size=32", "data.resize_size=32", "data.num_frames=4",
-        "data.num_workers=0", "+trainer.fast_dev_run=true", *QUIET,
-        f"paths.log_dir={tmp_path}", f"hydra.sweep.dir={sweep}",
-    ]  # fmt: skip
+    command = _tiny_cli(tmp_path, synth_dir, "-m", "model.tvp=deep,off", "+trainer.fast_dev_run=true",
+                        f"hydra.sweep.dir={sweep}")  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     runs = sorted(sweep.glob("*/results.json"))
