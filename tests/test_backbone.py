@@ -63,6 +63,31 @@ def test_prompt_attention_uses_the_block_attention_without_residual(clip):
         torch.testing.assert_close(backbone.prompt_attention(block, q), block.attn(h, h, h, need_weights=False)[0])
 
 
+@pytest.mark.parametrize("num_queries", [None, 1])
+def test_attention_with_weights_equals_the_sdpa_path_and_multihead_attention(clip, num_queries):
+    block = backbone.vision_blocks(clip)[1]
+    x = torch.randn(2, 18, 128)  # 1 + 16 patches + 1 prompt token
+    with torch.no_grad():
+        out, weights = backbone.self_attention_weights(block, x, num_queries=num_queries)
+        torch.testing.assert_close(out, backbone.self_attention(block, x, num_queries=num_queries))
+        _, reference = block.attn(x, x, x, need_weights=True, average_attn_weights=False)  # (B, H, L, L)
+    Q = 18 if num_queries is None else num_queries
+    assert weights.shape == (2, 2, Q, 18)
+    torch.testing.assert_close(weights, reference[:, :, :Q])
+    branch, branch_weights = backbone.attention_branch_weights(block, x, num_queries=num_queries)
+    torch.testing.assert_close(branch, backbone.attention_branch(block, x, num_queries=num_queries))
+
+
+def test_attention_with_weights_keeps_the_causal_text_mask(clip):
+    tokens = backbone.get_tokenizer(TINY)(["two people dancing in the rain"])
+    with torch.no_grad():
+        x, mask = backbone.embed_text(clip, tokens)
+        block = backbone.text_blocks(clip)[0]
+        out, weights = backbone.self_attention_weights(block, x, mask)
+        torch.testing.assert_close(out, backbone.self_attention(block, x, mask))
+    assert torch.all(weights[..., 0, 1:] == 0)  # the first token sees only itself
+
+
 def test_dims(clip):
     v, t = backbone.vision_dims(clip), backbone.text_dims(clip)
     assert (v.width, v.layers, v.heads, v.patch_size, v.image_size, v.num_patches) == (128, 3, 2, 8, 32, 16)
