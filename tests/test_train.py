@@ -12,53 +12,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
 
 from ezclip.eval import evaluate
 from ezclip.runs.config import config_dir
 from ezclip.train import train
-from helpers import TINY
+from helpers import EVAL_QUIET, QUIET, shrunk
 
 EXPERIMENTS = sorted(p.stem for p in (config_dir() / "experiment").glob("*.yaml"))
-EVAL_QUIET = ["trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
-QUIET = ["callbacks=none", *EVAL_QUIET]
 FAST = ["+trainer.fast_dev_run=true", *QUIET]
-
-
-@pytest.fixture(scope="session")
-def synth_dir(tmp_path_factory) -> Path:
-    from ezclip.demo.synth import generate
-
-    out = tmp_path_factory.mktemp("synthmotion")
-    generate(out, videos_per_class=2, val_per_class=1, test_per_class=2, size=32, frames=8, seed=0, progress=False)
-    return out
-
-
-def shrunk(config_name: str, out: Path, synth: Path, overrides: list[str] = ()):
-    """The real config, pointed at tmp folders and the tiny backbone."""
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        return compose(
-            config_name=config_name,
-            overrides=[
-                *overrides,
-                f"paths.root_dir={out}",
-                f"paths.output_dir={out}",
-                f"paths.log_dir={out}",
-                f"paths.cache_dir={out / 'cache'}",
-                f"data.root={synth}",
-                "data.image_size=32",
-                "data.resize_size=32",
-                "data.num_frames=4",
-                "data.batch_size=4",
-                "data.eval_batch_size=8",
-                "data.num_workers=0",
-                f"model.backbone={TINY}",
-                "model.pretrained=null",
-                "model.force_quick_gelu=false",
-                "model.optimizer.lr=1e-3",
-            ],
-        )
 
 
 def results(run_dir: Path) -> dict:
@@ -76,6 +38,8 @@ def test_fast_dev_run_train_then_eval_from_the_exported_checkpoint(tmp_path, syn
     model_pt = tmp_path / "train" / "checkpoints" / "model.pt"
     predictions = np.load(tmp_path / "train" / "predictions" / "synthmotion.npz")
     assert predictions["probs"].shape[0] == 8
+    embedding = predictions["embedding"].astype(np.float32)  # the L2-normalised video embeddings, for figures
+    assert embedding.shape == (8, 32) and np.allclose(np.linalg.norm(embedding, axis=1), 1.0, atol=1e-2)
 
     evaluate(
         shrunk("eval", tmp_path / "eval", synth_dir, ["+trainer.fast_dev_run=true", *EVAL_QUIET, f"ckpt={model_pt}"])
@@ -195,6 +159,8 @@ def test_wandb_logs_offline_without_network_or_login(tmp_path, synth_dir, monkey
     assert any(offline_runs[0].glob("*.wandb"))
     assert any(offline_runs[0].rglob("media/images/test/*.png"))  # the results chart
     assert any(offline_runs[0].rglob("media/table/test/*.table.json"))  # the results table
+    logged = {p.name.split("_")[0] for p in offline_runs[0].rglob("media/images/viz/*.png")}  # the run's figures
+    assert logged == {"confusion", "embeddings", "attention"}  # fast_dev_run writes no CSV log: no curves
 
 
 def test_multirun_from_the_command_line(tmp_path, synth_dir):
@@ -305,6 +271,8 @@ def test_ddp_evaluation_counts_every_video_exactly_once(tmp_path, synth_dir):
     assert ddp["test"]["synthmotion"]["top1"] == pytest.approx(single["test"]["synthmotion"]["top1"])
     predictions = np.load(tmp_path / "ddp" / "predictions" / "synthmotion.npz")
     assert sorted(predictions["index"].tolist()) == list(range(7))  # each video once, from both ranks
+    alone = np.load(tmp_path / "single" / "predictions" / "synthmotion.npz")
+    np.testing.assert_allclose(predictions["embedding"], alone["embedding"], atol=2e-3)  # each to its own video
 
 
 def _ezclip_train(cwd: Path, *overrides: str) -> subprocess.CompletedProcess:

@@ -191,14 +191,23 @@ class EZCLIPModule(L.LightningModule):
         video = batch["video"]  # (B, V, T, 3, S, S) uint8: V views per video
         B, V = video.shape[:2]
         frames = normalize_video(video.flatten(0, 1))  # (B*V, T, 3, S, S)
-        logits = self.net.similarity_logits(self.net.encode_video(frames), self._eval_texts(name))  # (B*V, C)
+        embeddings = self.net.encode_video(frames)  # (B*V, E)
+        logits = self.net.similarity_logits(embeddings, self._eval_texts(name))  # (B*V, C)
         probs = logits.float().softmax(dim=-1).view(B, V, -1).mean(dim=1)  # (B, C): mean of the views' softmax
         eval_set = self.eval_sets[name]
         eval_set.metrics.update(probs, labels)
         eval_set.num_videos.update(torch.tensor(float(B), device=self.device))
         if self.hparams.save_predictions and self.trainer.testing:
+            # the video's embedding as the logits see it: L2-normalised, views averaged and normalised again
+            views = F.normalize(embeddings.float(), dim=-1).view(B, V, -1)  # (B, V, E)
+            embedding = F.normalize(views.mean(dim=1), dim=-1)  # (B, E)
             self._predictions.setdefault(name, []).append(
-                {"index": batch["index"].cpu(), "label": labels.cpu(), "probs": probs.half().cpu()}
+                {
+                    "index": batch["index"].cpu(),
+                    "label": labels.cpu(),
+                    "probs": probs.half().cpu(),
+                    "embedding": embedding.half().cpu(),
+                }
             )
 
     def _count_skipped(self, batch: dict[str, Any], name: str | None = None) -> None:
@@ -253,11 +262,14 @@ class EZCLIPModule(L.LightningModule):
         self._predictions = merged
 
     def gathered_predictions(self, name: str) -> dict[str, np.ndarray] | None:
-        """The test predictions of one set (all ranks'): index, label, probs (N, C), sorted by index."""
+        """The test predictions of one set (all ranks'), sorted by index.
+
+        index and label (N,), class probabilities (N, C), the L2-normalised video embedding (N, E), float16.
+        """
         parts = self._predictions.get(name)
         if not parts:
             return None
-        merged = {k: torch.cat([p[k] for p in parts]).numpy() for k in ("index", "label", "probs")}
+        merged = {k: torch.cat([p[k] for p in parts]).numpy() for k in parts[0]}
         order = np.argsort(merged["index"], kind="stable")
         return {k: v[order] for k, v in merged.items()}
 
