@@ -38,6 +38,8 @@ def test_fast_dev_run_train_then_eval_from_the_exported_checkpoint(tmp_path, syn
     model_pt = tmp_path / "train" / "checkpoints" / "model.pt"
     predictions = np.load(tmp_path / "train" / "predictions" / "synthmotion.npz")
     assert predictions["probs"].shape[0] == 8
+    probs = predictions["probs"]  # float16: "pred" is the top class before rounding, one of the maxima after
+    np.testing.assert_array_equal(probs[np.arange(8), predictions["pred"]], probs.max(axis=1))
     embedding = predictions["embedding"].astype(np.float32)  # the L2-normalised video embeddings, for figures
     assert embedding.shape == (8, 32) and np.allclose(np.linalg.norm(embedding, axis=1), 1.0, atol=1e-2)
 
@@ -226,17 +228,22 @@ def test_resume_after_kill_9_equals_an_uninterrupted_run(tmp_path, synth_dir):
 
 @pytest.mark.slow
 def test_adaptation_beats_the_frozen_backbone_by_the_demo_margin(tmp_path):
-    """The demo at full size (render, nano pretraining, one trained variant): the README's claim.
+    """The demo at full size (render, nano pretraining, one trained variant, its figures): the README's claim.
 
-    The demo measured +3.2 to +4.1 top-1 points over the frozen nano-CLIP's zero-shot accuracy
-    (9.5% on 11 classes); this checks the adapted model keeps at least +2 points.
+    The demo measured the adapters-only variant at +31.6 top-1 points over the frozen nano-CLIP's
+    zero-shot accuracy (24.4% on 16 classes); this checks it keeps at least +10 points.
     """
     from ezclip.demo.run import VARIANTS, run_demo
 
-    rows = run_demo(tmp_path / "demo", tmp_path / "data", tmp_path / "cache", variants=VARIANTS[1:2])
+    rows = run_demo(tmp_path / "demo", tmp_path / "data", tmp_path / "cache", variants=VARIANTS[2:3])
     zero_shot, adapted = rows
-    assert zero_shot["n_videos"] == adapted["n_videos"] == 220
-    assert adapted["top1"] >= zero_shot["top1"] + 0.02
+    assert zero_shot["n_videos"] == adapted["n_videos"] == 320
+    assert adapted["top1"] >= zero_shot["top1"] + 0.10
+    assert adapted["top1"] <= adapted["order_blind_ceiling"] == 0.625  # tvp=off is blind to frame order
+    assert adapted["order_sensitivity"] < 1e-6
+    assert [Path(p).name for p in adapted["figures"]] == [
+        "curves.png", "confusion_synthmotion.png", "embeddings_synthmotion.png", "attention_synthmotion.png"
+    ]  # fmt: skip
 
 
 def test_ddp_evaluation_counts_every_video_exactly_once(tmp_path, synth_dir):

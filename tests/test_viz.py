@@ -45,9 +45,9 @@ def test_viz_refuses_a_folder_that_is_not_a_run(tmp_path, capsys):
 
 def test_confusion_matrix_counts_true_rows_and_predicted_columns():
     labels = np.array([0, 0, 1, 2, 2, 2])
-    probs = np.eye(3)[[0, 1, 1, 2, 0, 2]]
-    expected = np.array([[1, 1, 0], [0, 1, 0], [1, 0, 2]])
-    np.testing.assert_array_equal(figures.confusion_matrix(labels, probs), expected)
+    preds = np.array([0, 1, 1, 2, 0, 2])
+    expected = np.array([[1, 1, 0, 0], [0, 1, 0, 0], [1, 0, 2, 0], [0, 0, 0, 0]])
+    np.testing.assert_array_equal(figures.confusion_matrix(labels, preds, num_classes=4), expected)
 
 
 def test_affinities_match_the_perplexity():

@@ -206,6 +206,7 @@ class EZCLIPModule(L.LightningModule):
                     "index": batch["index"].cpu(),
                     "label": labels.cpu(),
                     "probs": probs.half().cpu(),
+                    "pred": probs.argmax(dim=-1).cpu(),  # the class top-1 counted (float16 probs can tie)
                     "embedding": embedding.half().cpu(),
                 }
             )
@@ -264,7 +265,8 @@ class EZCLIPModule(L.LightningModule):
     def gathered_predictions(self, name: str) -> dict[str, np.ndarray] | None:
         """The test predictions of one set (all ranks'), sorted by index.
 
-        index and label (N,), class probabilities (N, C), the L2-normalised video embedding (N, E), float16.
+        index, label and pred (the top-1 class) (N,); float16 class probabilities (N, C) and L2-normalised
+        video embeddings (N, E).
         """
         parts = self._predictions.get(name)
         if not parts:

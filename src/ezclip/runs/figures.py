@@ -34,7 +34,7 @@ def _pyplot():
 
 def _save(fig, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
+    fig.savefig(path, dpi=80)
     _pyplot().close(fig)
     return path
 
@@ -114,15 +114,12 @@ def training_curves(series: dict[str, list[tuple[float, float]]], path: str | Pa
 # --- confusion matrix --------------------------------------------------------------------------------
 
 
-def confusion_matrix(labels: np.ndarray, probs: np.ndarray) -> np.ndarray:
+def confusion_matrix(labels: np.ndarray, preds: np.ndarray, num_classes: int) -> np.ndarray:
     """(C, C) counts, row = true class, column = predicted class (torchmetrics' MulticlassConfusionMatrix)."""
     import torch
     from torchmetrics.classification import MulticlassConfusionMatrix
 
-    num_classes = probs.shape[1]
-    matrix = MulticlassConfusionMatrix(num_classes)(
-        torch.from_numpy(probs.astype(np.float32)).argmax(dim=1), torch.from_numpy(labels.astype(np.int64))
-    )
+    matrix = MulticlassConfusionMatrix(num_classes)(torch.from_numpy(preds), torch.from_numpy(labels))
     return matrix.numpy()
 
 
@@ -398,7 +395,9 @@ def write_figures(
             continue
         names = class_names(config, name)
         own = np.load(run_dir / "predictions" / f"{name}.npz")
-        matrix = confusion_matrix(own["label"], own["probs"])
+        # runs saved before predictions kept "pred" have float16 probabilities only, whose argmax can tie
+        preds = own["pred"] if "pred" in own else own["probs"].argmax(axis=1)
+        matrix = confusion_matrix(own["label"], preds, len(names))
         written.append(plot_confusion(matrix, names, out / f"confusion_{name}.png", f"{run_dir.name}: {name}"))
         panels = []
         for title, directory, _ in runs:

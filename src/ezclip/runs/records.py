@@ -108,7 +108,8 @@ def record_run(cfg, trainer, module, loggers: list, started: float, **extra: Any
 
 
 def save_predictions(module, output_dir: Path) -> None:
-    """<run>/predictions/<test set>.npz: index, label, class probabilities and video embedding of every test video."""
+    """<run>/predictions/<test set>.npz: index, label, top-1 class, class probabilities and video embedding
+    of every test video."""
     for name in module.test_results:
         predictions = module.gathered_predictions(name)
         if predictions is not None:
