@@ -159,7 +159,7 @@ def write_summary(rows: list[dict[str, Any]], out_dir: Path, meta: dict[str, Any
             "top-1 chance": 100 * meta["chance_top1"],
         },
         title="ezclip demo: SynthMotion test set, nano-CLIP backbone",
-        label_width=24,
+        label_width=10,
     )
 
 
