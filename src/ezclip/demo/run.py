@@ -112,7 +112,6 @@ def run_variant(task: str, name: str, overrides: list[str], run_dir: Path, pairs
         "pair_accuracy": pair_acc,
         "pair_videos": pair_videos,
         "order_sensitivity": order_sensitivity(run_dir, results),
-        "order_blind_ceiling": order_blind_ceiling(predictions["label"], pairs),
         "n_videos": test["num_videos"],
         "n_skipped": test["num_skipped"],
         "seconds": seconds,
@@ -239,7 +238,9 @@ def run_demo(
     meta = {
         "num_classes": num_classes,
         "chance_top1": 1 / num_classes,
-        "order_blind_ceiling": rows[0]["order_blind_ceiling"],
+        "order_blind_ceiling": order_blind_ceiling(
+            np.load(zero_shot_dir / "predictions" / f"{TEST_SET}.npz")["label"], pairs
+        ),
         "wall_seconds": round(time.time() - started),
         "synth_dir": str(synth_dir),
         "nano_weights": str(nano.weights),

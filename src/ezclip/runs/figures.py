@@ -20,8 +20,6 @@ from typing import Any
 
 import numpy as np
 
-CURVES = "curves.png"
-
 
 def _pyplot():
     import matplotlib
@@ -385,7 +383,7 @@ def write_figures(
     metrics_csv = run_dir / "csv" / "version_0" / "metrics.csv"
     series = read_metrics_csv(metrics_csv) if metrics_csv.is_file() else {}
     if has_training_curves(series):
-        written.append(training_curves(series, out / CURVES, title=results.get("run_name", run_dir.name)))
+        written.append(training_curves(series, out / "curves.png", title=results.get("run_name", run_dir.name)))
     runs = [("adapted" if baseline else run_dir.name, run_dir, results)]
     if baseline is not None:
         runs.insert(0, ("baseline", Path(baseline), read_results(baseline)))
