@@ -60,6 +60,22 @@ def test_every_experiment_config_runs(tmp_path, synth_dir, experiment):
     assert any(k.startswith("test/") for k in metrics)
 
 
+def test_top5_is_not_merged_with_the_mean_class_accuracy():
+    # After this first batch the two have equal states, which torchmetrics' compute groups would merge.
+    from ezclip.lit.module import _accuracy_metrics
+
+    def probs(order: list[int]) -> torch.Tensor:
+        scores = torch.zeros(16)
+        scores[order] = torch.arange(len(order), 0, -1, dtype=torch.float)  # descending along `order`
+        return scores.softmax(0)
+
+    metrics = _accuracy_metrics(16)
+    metrics.update(torch.stack([probs([13, 5, 14, 4, 9]), probs([10, 11, 8, 6, 15])]), torch.tensor([10, 7]))
+    metrics.update(probs([0, 3]).unsqueeze(0), torch.tensor([3]))  # class 3 second: a top-5 hit, a top-1 miss
+    results = {k: float(v) for k, v in metrics.compute().items()}
+    assert results["top1"] == 0.0 and results["top5"] == pytest.approx(1 / 3)
+
+
 def test_unknown_config_keys_are_errors_that_name_them(tmp_path, synth_dir):
     with pytest.raises(ConfigCompositionException, match="model.tvpp"):
         shrunk("train", tmp_path, synth_dir, ["model.tvpp=deep"])

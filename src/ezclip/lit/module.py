@@ -29,12 +29,16 @@ log = logging.getLogger(__name__)
 
 
 def _accuracy_metrics(num_classes: int) -> MetricCollection:
+    # No compute groups: torchmetrics merges metrics whose states are equal after the first update, and
+    # top-5 (micro, per-class states) and mean class accuracy can be equal there; top-5 then reported
+    # the mean class accuracy.
     return MetricCollection(
         {
             "top1": MulticlassAccuracy(num_classes, top_k=1, average="micro"),
             "top5": MulticlassAccuracy(num_classes, top_k=min(5, num_classes), average="micro"),
             "mean_class_acc": MulticlassAccuracy(num_classes, top_k=1, average="macro"),
-        }
+        },
+        compute_groups=False,
     )
 
 
