@@ -74,7 +74,7 @@ def test_attention_with_weights_equals_the_sdpa_path_and_multihead_attention(cli
     Q = 18 if num_queries is None else num_queries
     assert weights.shape == (2, 2, Q, 18)
     torch.testing.assert_close(weights, reference[:, :, :Q])
-    branch, branch_weights = backbone.attention_branch_weights(block, x, num_queries=num_queries)
+    branch, _ = backbone.attention_branch_weights(block, x, num_queries=num_queries)
     torch.testing.assert_close(branch, backbone.attention_branch(block, x, num_queries=num_queries))
 
 
