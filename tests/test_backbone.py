@@ -76,10 +76,35 @@ def test_attention_with_dropout_written_out_on_cpu_is_the_blocks_attention(clip,
         backbone.set_attention_dropout(block, 0.3)
         block.attn.train()
         calls = []
-        monkeypatch.setattr(backbone.F, "dropout", lambda t, p: calls.append(p) or t)
+        monkeypatch.setattr(backbone.F, "dropout", lambda t, p, training=True: calls.append(p) or t)
         torch.testing.assert_close(backbone.self_attention(block, x, attn_mask), expected)
         torch.testing.assert_close(backbone.self_attention(block, x, attn_mask, num_queries=2), expected[:, :2])
     assert calls == [0.3, 0.3]
+
+
+@pytest.mark.parametrize("num_queries", [None, 1])
+def test_attention_with_weights_equals_the_sdpa_path_and_multihead_attention(clip, num_queries):
+    block = backbone.vision_blocks(clip)[1]
+    x = torch.randn(2, 18, 128)  # 1 + 16 patches + 1 prompt token
+    with torch.no_grad():
+        out, weights = backbone.self_attention_weights(block, x, num_queries=num_queries)
+        torch.testing.assert_close(out, backbone.self_attention(block, x, num_queries=num_queries))
+        _, reference = block.attn(x, x, x, need_weights=True, average_attn_weights=False)  # (B, H, L, L)
+    Q = 18 if num_queries is None else num_queries
+    assert weights.shape == (2, 2, Q, 18)
+    torch.testing.assert_close(weights, reference[:, :, :Q])
+    branch, _ = backbone.attention_branch_weights(block, x, num_queries=num_queries)
+    torch.testing.assert_close(branch, backbone.attention_branch(block, x, num_queries=num_queries))
+
+
+def test_attention_with_weights_keeps_the_causal_text_mask(clip):
+    tokens = backbone.get_tokenizer(TINY)(["two people dancing in the rain"])
+    with torch.no_grad():
+        x, mask = backbone.embed_text(clip, tokens)
+        block = backbone.text_blocks(clip)[0]
+        out, weights = backbone.self_attention_weights(block, x, mask)
+        torch.testing.assert_close(out, backbone.self_attention(block, x, mask))
+    assert torch.all(weights[..., 0, 1:] == 0)  # the first token sees only itself
 
 
 def test_dims(clip):

@@ -107,6 +107,22 @@ def test_encode_frames_matches_the_written_out_method(tvp):
         torch.testing.assert_close(model.encode_frames(video), _reference_encode_frames(model, video))
 
 
+@pytest.mark.parametrize("tvp", ["deep", "off"])
+def test_recording_attention_gives_the_same_frames_and_row_stochastic_weights(tvp):
+    model = tiny(tvp=tvp).eval()
+    randomize_trainables(model, scale=0.2)
+    video = random_video()
+    with torch.no_grad():
+        frames, attention = model.encode_frames(video, return_attention=(0, -1))
+        torch.testing.assert_close(frames, model.encode_frames(video))
+    heads, tokens = model.vision_dims.heads, 1 + model.vision_dims.num_patches
+    prompt = 1 if tvp == "deep" else 0  # the prompt token is the last column of a prompted layer
+    assert attention[0].shape == (2, TINY_FRAMES, heads, tokens, tokens + prompt)
+    assert attention[-1].shape == (2, TINY_FRAMES, heads, 1, tokens + prompt)  # the last layer: class token only
+    for weights in attention.values():
+        torch.testing.assert_close(weights.sum(-1), torch.ones(weights.shape[:-1]))
+
+
 def test_exact_trainable_parameter_names():
     model = tiny()
     names = {n for n, p in model.named_parameters() if p.requires_grad}

@@ -24,6 +24,7 @@ COMMANDS = {
     "predict": ("ezclip.predict", "classify your own videos against your own class names"),
     "info": ("ezclip.info", "parameter and FLOP counts (and views/s) of a model, as JSON (Table 7)"),
     "report": ("ezclip.report", "a paper table from runs' results.json, beside the paper's numbers"),
+    "viz": ("ezclip.viz", "a run's figures: curves, confusion, embedding map, attention maps"),
     "demo": ("ezclip.demo.run", "the whole pipeline on SynthMotion with the nano-CLIP, on the CPU"),
     "pretrain-nano": ("ezclip.demo.nano", "pretrain (or reuse) the demo's nano-CLIP backbone"),
 }

@@ -44,8 +44,9 @@ DEFAULTS = {
 WEIGHT_SETTINGS = ("steps", "seed", "batch_size", "lr", "weight_decay", "warmup_steps")
 RETRIEVAL_CAPTIONS = 64  # candidates per retrieval round (chance = 1/64)
 RETRIEVAL_ROUNDS = 8
-# Captions name colour and shape too: they give the contrastive loss its first, easy signal. With
-# position/size/mark words only, the loss stayed at chance (ln batch) for 200 steps (measured).
+# Captions name colour and shape: the words of the demo's classes (colour changes), and the contrastive
+# loss's first, easy signal. With position/size/mark words only, the loss stayed at chance (ln batch)
+# for 200 steps (measured).
 APPEARANCE_WORDS = True
 
 

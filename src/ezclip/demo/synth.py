@@ -1,12 +1,15 @@
-"""SynthMotion: a something-something-like synthetic motion dataset rendered with numpy.
+"""SynthMotion: a synthetic video dataset of shapes that change colour, rendered with numpy.
 
-One textured background, one shape (with a contrasting orientation mark, so turning is
-visible on every shape) that moves, grows, turns or fades. Classes come in time-reversal pairs
-("left to right" / "right to left"); in val and test each pair is rendered once and its
-frame-reversed copy is the sample of the paired class, so a frame-order-blind model is at chance
-(50%) on them. Videos are real H.264 mp4 files (PyAV, libx264, yuv420p) in the project's list
-formats (docs/design.md §5). `sample_frame` renders single frames with a caption in the same
-words as the class descriptions, to pretrain the demo's nano-CLIP.
+One textured background, one shape (with a contrasting orientation mark) at a random place, size
+and angle, whose colour changes from one named colour to another at a random moment in the middle
+of the clip, or stays the same. The classes are made of what a CLIP trained on single captioned
+frames can see in a frame (its colour), and of the order of the frames: they come in
+time-reversal pairs ("turning from red to blue" / "turning from blue to red"). In val and test
+each pair is rendered once and its frame-reversed copy is the sample of the paired class, so a
+frame-order-blind model is at chance (50%) between them. Videos are real H.264 mp4 files (PyAV,
+libx264, yuv420p) in the project's list formats (docs/design.md §5). `sample_frame` renders single
+frames with a caption in the same words as the class descriptions, to pretrain the demo's
+nano-CLIP.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import argparse
 import csv
 import functools
+import itertools
 import json
 import os
 import time
@@ -22,32 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-VERSION = 1
+VERSION = 2
 
-# (name, description). Descriptions use the words of the frame captions (left/right, top/bottom,
-# small/big, mark pointing up/right/down/left, visible/invisible) so a caption-pretrained CLIP
-# already has them.
-CLASSES: tuple[tuple[str, str], ...] = (
-    ("moving something from left to right", "a shape moves from the left to the right"),
-    ("moving something from right to left", "a shape moves from the right to the left"),
-    ("moving something up", "a shape moves up from the bottom to the top"),
-    ("moving something down", "a shape moves down from the top to the bottom"),
-    ("something getting bigger", "a shape grows from small to big"),
-    ("something getting smaller", "a shape shrinks from big to small"),
-    ("rotating something clockwise", "a shape turns clockwise, its mark pointing up then right"),
-    ("rotating something counterclockwise", "a shape turns counterclockwise, its mark pointing up then left"),
-    ("something appearing", "a shape appears, from invisible to visible"),
-    ("something disappearing", "a shape disappears, from visible to invisible"),
-    ("something staying still", "a shape stays still in the same place"),
-)
-CLASS_NAMES: tuple[str, ...] = tuple(name for name, _ in CLASSES)
-# Time-reversal pairs (class ids): the frame-reversed video of one is a video of the other.
-PAIRS: tuple[tuple[int, int], ...] = ((0, 1), (2, 3), (4, 5), (6, 7), (8, 9))
-# Base-to-novel: whole reversal pairs stay on one side, so novel pairs test unseen motions.
-BASE_CLASSES: tuple[int, ...] = (0, 1, 4, 5, 8, 9, 10)
-NOVEL_CLASSES: tuple[int, ...] = (2, 3, 6, 7)
-
-SHAPES = ("square", "circle", "triangle", "star", "cross", "diamond")
 # Named colours (RGB, 0..1) so captions can say them.
 COLORS: dict[str, tuple[float, float, float]] = {
     "red": (0.9, 0.1, 0.1),
@@ -60,10 +40,40 @@ COLORS: dict[str, tuple[float, float, float]] = {
     "pink": (1.0, 0.45, 0.75),
 }
 COLOR_NAMES = tuple(COLORS)
+# The colours of the classes: far apart, so the nano-CLIP's frame features tell them apart.
+CLASS_COLORS = ("red", "green", "blue", "yellow")
+_COLOR_PAIRS = tuple(itertools.combinations(CLASS_COLORS, 2))
+# (start colour, end colour) of every class: each pair of CLASS_COLORS in both orders (a
+# time-reversal pair, ids 2k and 2k+1), then one class per colour that stays the same.
+CHANGES: tuple[tuple[str, str], ...] = tuple(c for a, b in _COLOR_PAIRS for c in ((a, b), (b, a))) + tuple(
+    (c, c) for c in CLASS_COLORS
+)
+
+
+def _class(start: str, end: str) -> tuple[str, str]:
+    # Descriptions use the words of the frame captions (colour names, "shape") so a caption-pretrained CLIP has them.
+    if start == end:
+        return f"staying {start}", f"a {start} shape stays {start}"
+    return f"turning from {start} to {end}", f"a {start} shape turns {end}"
+
+
+# (name, description) of every class, in class-id order.
+CLASSES: tuple[tuple[str, str], ...] = tuple(_class(start, end) for start, end in CHANGES)
+CLASS_NAMES: tuple[str, ...] = tuple(name for name, _ in CLASSES)
+# Time-reversal pairs (class ids): the frame-reversed video of one is a video of the other.
+PAIRS: tuple[tuple[int, int], ...] = tuple((2 * k, 2 * k + 1) for k in range(len(_COLOR_PAIRS)))
+# Base-to-novel: whole reversal pairs stay on one side, so novel pairs test unseen colour changes.
+NOVEL_CLASSES: tuple[int, ...] = (*PAIRS[-2], *PAIRS[-1], len(CHANGES) - 1)
+BASE_CLASSES: tuple[int, ...] = tuple(c for c in range(len(CHANGES)) if c not in NOVEL_CLASSES)
+
+SHAPES = ("square", "circle", "triangle", "star", "cross", "diamond")
 # Shape radius as a fraction of the frame side.
 MIN_RADIUS, MAX_RADIUS = 0.09, 0.24
 # Mark: a disc at this canonical offset (up, in shape units) and radius.
 MARK_OFFSET, MARK_RADIUS = 0.55, 0.32
+# The new colour starts at a frame drawn uniformly from [m, 1 - m] of the clip (m = CHANGE_MARGIN):
+# symmetric, so neither colour fills more of a clip on average, which an order-blind model could read as order.
+CHANGE_MARGIN = 0.35
 
 
 def class_slug(name: str) -> str:
@@ -75,15 +85,16 @@ def class_slug(name: str) -> str:
 
 @dataclass
 class Scene:
-    """One clip's fixed look (background, shape, colour) and per-frame trajectory (T,) arrays.
+    """One clip's fixed look (background, shape) and per-frame (T,) arrays.
 
     Positions and radius are fractions of the frame side; angle in radians (positive turns
-    clockwise on screen, 0 = mark pointing up); alpha is visibility in [0, 1].
+    clockwise on screen, 0 = mark pointing up); alpha is visibility in [0, 1]; colors names
+    the shape's colour in each frame.
     """
 
     background: np.ndarray  # (H, W, 3) float32 in [0, 1]
     shape: str
-    color: str
+    colors: tuple[str, ...]
     cx: np.ndarray
     cy: np.ndarray
     radius: np.ndarray
@@ -169,8 +180,8 @@ def render_scene(scene: Scene) -> np.ndarray:
     body = _coverage(_shape_metric(scene.shape, u, v), radius_px)  # (T, H, W)
     mark = _coverage(np.sqrt(u * u + (v + MARK_OFFSET) ** 2) / MARK_RADIUS, radius_px * MARK_RADIUS)
     alpha = scene.alpha[:, None, None].astype(np.float32)
-    color = np.asarray(COLORS[scene.color], dtype=np.float32)
-    mark_color = np.full(3, 0.05 if color.mean() > 0.45 else 0.97, dtype=np.float32)
+    color = np.asarray([COLORS[c] for c in scene.colors], dtype=np.float32)[:, None, None, :]  # (T, 1, 1, 3)
+    mark_color = np.where(color.mean(axis=-1, keepdims=True) > 0.45, 0.05, 0.97).astype(np.float32)  # (T, 1, 1, 1)
     frames = np.broadcast_to(scene.background, (T, size, size, 3))
     a = (alpha * body)[..., None]
     frames = frames * (1 - a) + color * a
@@ -179,57 +190,23 @@ def render_scene(scene: Scene) -> np.ndarray:
     return (frames * 255 + 0.5).clip(0, 255).astype(np.uint8)
 
 
-def _ramp(rng: np.random.Generator, start: float, end: float, frames: int) -> np.ndarray:
-    """start -> end over the clip at a constant speed, beginning/ending a little inside the clip."""
-    lead = rng.uniform(0.0, 0.15)
-    tail = rng.uniform(0.85, 1.0)
-    t = np.linspace(0, 1, frames)
-    progress = np.clip((t - lead) / (tail - lead), 0, 1)
-    return (start + (end - start) * progress).astype(np.float32)
-
-
 def random_scene(rng: np.random.Generator, class_id: int, size: int, frames: int) -> Scene:
-    """A random clip of one class (its trajectory), as a Scene."""
-    name = CLASS_NAMES[class_id]
+    """A random clip of one class: a still shape whose colour changes (or not) in the middle of the clip."""
+    start, end = CHANGES[class_id]
     radius = rng.uniform(0.11, 0.17)
     margin = radius + 0.04
-    cx = np.full(frames, rng.uniform(margin, 1 - margin), np.float32)
-    cy = np.full(frames, rng.uniform(margin, 1 - margin), np.float32)
-    r = np.full(frames, radius, np.float32)
-    angle = np.full(frames, rng.uniform(-0.5, 0.5), np.float32)
-    alpha = np.ones(frames, np.float32)
-    near, far = rng.uniform(margin, 0.35), rng.uniform(0.65, 1 - margin)
-    if name.endswith("left to right"):
-        cx = _ramp(rng, near, far, frames)
-    elif name.endswith("right to left"):
-        cx = _ramp(rng, far, near, frames)
-    elif name.endswith("up"):
-        cy = _ramp(rng, far, near, frames)
-    elif name.endswith("down"):
-        cy = _ramp(rng, near, far, frames)
-    elif "bigger" in name or "smaller" in name:
-        small, big = rng.uniform(MIN_RADIUS, 0.12), rng.uniform(0.19, MAX_RADIUS)
-        r = _ramp(rng, small, big, frames) if "bigger" in name else _ramp(rng, big, small, frames)
-        centre = rng.uniform(MAX_RADIUS + 0.02, 1 - MAX_RADIUS - 0.02, size=2)
-        cx, cy = np.full(frames, centre[0], np.float32), np.full(frames, centre[1], np.float32)
-    elif "clockwise" in name:
-        turn = rng.uniform(0.5, 0.85) * np.pi  # < 180 degrees: the direction is never ambiguous
-        start = rng.uniform(-0.4, 0.4)
-        sign = -1.0 if "counterclockwise" in name else 1.0
-        angle = _ramp(rng, start, start + sign * turn, frames)
-    elif "disappearing" in name:  # before "appearing", which it contains
-        alpha = _ramp(rng, 1.0, 0.0, frames)
-    elif "appearing" in name:
-        alpha = _ramp(rng, 0.0, 1.0, frames)
+    first = max(1, round(CHANGE_MARGIN * frames))
+    change = int(rng.integers(first, frames - first + 1))  # the first frame of the new colour
+    one = lambda value: np.full(frames, value, np.float32)  # noqa: E731
     return Scene(
         background=render_background(rng, size),
         shape=SHAPES[int(rng.integers(len(SHAPES)))],
-        color=COLOR_NAMES[int(rng.integers(len(COLOR_NAMES)))],
-        cx=cx,
-        cy=cy,
-        radius=r,
-        angle=angle,
-        alpha=alpha,
+        colors=(start,) * change + (end,) * (frames - change),
+        cx=one(rng.uniform(margin, 1 - margin)),
+        cy=one(rng.uniform(margin, 1 - margin)),
+        radius=one(radius),
+        angle=one(rng.uniform(-np.pi, np.pi)),
+        alpha=one(1.0),
     )
 
 
@@ -260,11 +237,8 @@ def frame_caption(
     alpha: float,
     appearance: bool = False,
 ) -> str:
-    """What one frame shows, in the class descriptions' words (position, size, mark, visibility).
-
-    `appearance` adds the colour and shape name. No motion class depends on them, but a CLIP
-    trained from scratch needs them: they are its first, easy signal (see `ezclip.demo.nano`).
-    """
+    """What one frame shows: size, position, mark direction, visibility, and with `appearance` the
+    colour and shape name (the words of the class descriptions; see `ezclip.demo.nano`)."""
     if alpha < 0.2:
         return "an empty background, the shape is invisible"
     size = "small" if radius < 0.13 else "big" if radius > 0.18 else "medium"
@@ -296,7 +270,7 @@ def sample_frame(rng: np.random.Generator, size: int, appearance: bool = False) 
     shape = SHAPES[int(rng.integers(len(SHAPES)))]
     color = COLOR_NAMES[int(rng.integers(len(COLOR_NAMES)))]
     one = lambda value: np.array([value], np.float32)  # noqa: E731
-    scene = Scene(render_background(rng, size), shape, color, one(cx), one(cy), one(radius), one(angle), one(alpha))
+    scene = Scene(render_background(rng, size), shape, (color,), one(cx), one(cy), one(radius), one(angle), one(alpha))
     return render_scene(scene)[0], frame_caption(shape, color, cx, cy, radius, angle, alpha, appearance)
 
 

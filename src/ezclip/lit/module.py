@@ -29,12 +29,16 @@ log = logging.getLogger(__name__)
 
 
 def _accuracy_metrics(num_classes: int) -> MetricCollection:
+    # No compute groups: torchmetrics merges metrics whose states are equal after the first update, and
+    # top-5 (micro, per-class states) and mean class accuracy can be equal there; top-5 then reported
+    # the mean class accuracy.
     return MetricCollection(
         {
             "top1": MulticlassAccuracy(num_classes, top_k=1, average="micro"),
             "top5": MulticlassAccuracy(num_classes, top_k=min(5, num_classes), average="micro"),
             "mean_class_acc": MulticlassAccuracy(num_classes, top_k=1, average="macro"),
-        }
+        },
+        compute_groups=False,
     )
 
 
@@ -231,14 +235,24 @@ class EZCLIPModule(L.LightningModule):
         video = batch["video"]  # (B, V, T, 3, S, S) uint8: V views per video
         B, V = video.shape[:2]
         frames = normalize_video(video.flatten(0, 1))  # (B*V, T, 3, S, S)
-        probs = self.class_probabilities(self.net.encode_video(frames), name)  # (B*V, C)
+        embeddings = self.net.encode_video(frames)  # (B*V, E)
+        probs = self.class_probabilities(embeddings, name)  # (B*V, C)
         probs = probs.view(B, V, -1).mean(dim=1)  # (B, C): mean of the views' softmax
         eval_set = self.eval_sets[name]
         eval_set.metrics.update(probs, labels)
         eval_set.num_videos.update(torch.tensor(float(B), device=self.device))
         if self.hparams.save_predictions and self.trainer.testing:
+            # the video's embedding as the logits see it: L2-normalised, views averaged and normalised again
+            views = F.normalize(embeddings.float(), dim=-1).view(B, V, -1)  # (B, V, E)
+            embedding = F.normalize(views.mean(dim=1), dim=-1)  # (B, E)
             self._predictions.setdefault(name, []).append(
-                {"index": batch["index"].cpu(), "label": labels.cpu(), "probs": probs.half().cpu()}
+                {
+                    "index": batch["index"].cpu(),
+                    "label": labels.cpu(),
+                    "probs": probs.half().cpu(),
+                    "pred": probs.argmax(dim=-1).cpu(),  # the class top-1 counted (float16 probs can tie)
+                    "embedding": embedding.half().cpu(),
+                }
             )
 
     def _count_skipped(self, batch: dict[str, Any], name: str | None = None) -> None:
@@ -293,11 +307,15 @@ class EZCLIPModule(L.LightningModule):
         self._predictions = merged
 
     def gathered_predictions(self, name: str) -> dict[str, np.ndarray] | None:
-        """The test predictions of one set (all ranks'): index, label, probs (N, C), sorted by index."""
+        """The test predictions of one set (all ranks'), sorted by index.
+
+        index, label and pred (the top-1 class) (N,); float16 class probabilities (N, C) and L2-normalised
+        video embeddings (N, E).
+        """
         parts = self._predictions.get(name)
         if not parts:
             return None
-        merged = {k: torch.cat([p[k] for p in parts]).numpy() for k in ("index", "label", "probs")}
+        merged = {k: torch.cat([p[k] for p in parts]).numpy() for k in parts[0]}
         order = np.argsort(merged["index"], kind="stable")
         return {k: v[order] for k, v in merged.items()}
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -298,6 +299,38 @@ def self_attention(
     faster than nn.MultiheadAttention's batch-first path). `num_queries`: only the first Q
     tokens ask (all L still answer); returns (B, Q, D), or (B, L, D) when None.
     """
+    dropout = block.attn.dropout if block.attn.training else 0.0
+    if dropout and x.device.type == "cpu":
+        # No CPU kernel fuses attention with dropout: SDPA falls back to a math path that adds masking
+        # passes; the same product written out costs ~20-35% less there (forward + backward, measured).
+        return self_attention_weights(block, x, attn_mask, num_queries)[0]
+    q, k, v, attn_mask = _project(block, x, attn_mask, num_queries)
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout)  # (B, H, Q, D/H)
+    return _merge_heads(block, out)
+
+
+def self_attention_weights(
+    block: nn.Module, x: torch.Tensor, attn_mask: torch.Tensor | None = None, num_queries: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`self_attention` with the weights spelled out: softmax(Q K^T / sqrt(d) + mask), for figures.
+
+    Returns the same (B, Q, D) output and the attention weights (B, H, Q, L) before dropout: row q
+    of head h says how much query token q takes from each of the L tokens.
+    """
+    attn = block.attn
+    q, k, v, attn_mask = _project(block, x, attn_mask, num_queries)
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])  # (B, H, Q, L)
+    if attn_mask is not None:
+        scores = scores + attn_mask
+    weights = scores.softmax(dim=-1)  # (B, H, Q, L)
+    dropped = F.dropout(weights, attn.dropout, training=attn.training)
+    return _merge_heads(block, dropped @ v), weights  # (B, Q, D), (B, H, Q, L)
+
+
+def _project(
+    block: nn.Module, x: torch.Tensor, attn_mask: torch.Tensor | None, num_queries: int | None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """(B, L, D) tokens -> per-head queries (B, H, Q, D/H), keys and values (B, H, L, D/H), the mask's Q rows."""
     attn = block.attn
     B, L, D = x.shape
     heads = attn.num_heads
@@ -312,18 +345,14 @@ def self_attention(
     k, v = kv.view(B, L, 2, heads, D // heads).permute(2, 0, 3, 1, 4)  # 2 x (B, H, L, D/H)
     if attn_mask is not None:
         attn_mask = attn_mask[:Q].to(q.dtype)
-    dropout = attn.dropout if attn.training else 0.0
-    if dropout and q.device.type == "cpu":
-        # No CPU kernel fuses attention with dropout: SDPA falls back to a math path that adds masking
-        # passes; the same product written out costs ~20-35% less there (forward + backward, measured).
-        scores = (q * (D // heads) ** -0.5) @ k.transpose(-2, -1)  # (B, H, Q, L)
-        if attn_mask is not None:
-            scores = scores + attn_mask
-        out = F.dropout(scores.softmax(dim=-1), dropout) @ v  # (B, H, Q, D/H)
-    else:
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout)  # (B, H, Q, D/H)
-    out = out.transpose(1, 2).reshape(B, Q, D)  # (B, Q, D)
-    return F.linear(out, attn.out_proj.weight, attn.out_proj.bias)
+    return q, k, v, attn_mask
+
+
+def _merge_heads(block: nn.Module, out: torch.Tensor) -> torch.Tensor:
+    """(B, H, Q, D/H) per-head outputs -> (B, Q, D) through the block's output projection."""
+    B, H, Q, head_dim = out.shape
+    out = out.transpose(1, 2).reshape(B, Q, H * head_dim)  # (B, Q, D)
+    return F.linear(out, block.attn.out_proj.weight, block.attn.out_proj.bias)
 
 
 def attention_branch(
@@ -331,6 +360,14 @@ def attention_branch(
 ) -> torch.Tensor:
     """The block's residual attention branch ls_1(attn(ln_1(x))), without the residual add."""
     return block.ls_1(self_attention(block, block.ln_1(x), attn_mask, num_queries))
+
+
+def attention_branch_weights(
+    block: nn.Module, x: torch.Tensor, attn_mask: torch.Tensor | None = None, num_queries: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`attention_branch` through `self_attention_weights`: (its output, the weights (B, H, Q, L))."""
+    out, weights = self_attention_weights(block, block.ln_1(x), attn_mask, num_queries)
+    return block.ls_1(out), weights
 
 
 def prompt_attention(block: nn.Module, prompts: torch.Tensor) -> torch.Tensor:

@@ -156,18 +156,35 @@ class EZCLIP(nn.Module):
         """exp(frozen logit_scale): 100 for OpenAI weights."""
         return backbone.logit_scale(self.clip).exp()
 
-    def encode_frames(self, video: torch.Tensor) -> torch.Tensor:
-        """(B, T, 3, H, W) normalized float video -> (B, T, E) unnormalized frame embeddings."""
+    def encode_frames(
+        self, video: torch.Tensor, return_attention: Sequence[int] = ()
+    ) -> torch.Tensor | tuple[torch.Tensor, dict[int, torch.Tensor]]:
+        """(B, T, 3, H, W) normalized float video -> (B, T, E) unnormalized frame embeddings.
+
+        `return_attention`: vision layers (negative counts from the end) whose attention weights to
+        return as well, as `(frames, {layer: (B, T, H, Q, L)})`: per frame and head, how much each
+        of the Q query tokens takes from each of the L tokens. The rows are the class token and the
+        N patches (Q = 1 in the last layer, which computes the class token only); the columns add
+        the frame's prompt token last in prompted layers (L = 1+N+1, else 1+N). Those layers run
+        the same attention with the weights spelled out (`backbone.attention_branch_weights`).
+        """
         self._check_video(video)
         B, T = video.shape[:2]
+        layers = self.vision_dims.layers
+        recorded = {layer % layers: layer for layer in return_attention}
+        attention: dict[int, torch.Tensor] = {}
         frame_bias = None
         if self.temporal_embedding is not None:
             frame_bias = self.temporal_embedding.expand(B, T, -1).reshape(B * T, 1, -1)  # (B*T, 1, D)
         x = backbone.embed_frames(self.clip, video.flatten(0, 1), frame_bias)  # (B*T, 1+N, D)
-        for layer in range(self.vision_dims.layers):
-            x = self._maybe_checkpoint(self._vision_block, x, layer, B)
-        frames = backbone.pool_frames(self.clip, x)  # (B*T, E)
-        return frames.view(B, T, -1)  # (B, T, E)
+        for layer in range(layers):
+            if layer in recorded:
+                x, weights = self._vision_block(x, layer, B, need_weights=True)
+                attention[recorded[layer]] = weights.unflatten(0, (B, T))  # (B, T, H, Q, L)
+            else:
+                x = self._maybe_checkpoint(self._vision_block, x, layer, B)
+        frames = backbone.pool_frames(self.clip, x).view(B, T, -1)  # (B, T, E)
+        return (frames, attention) if return_attention else frames
 
     def encode_video(self, video: torch.Tensor) -> torch.Tensor:
         """(B, T, 3, H, W) -> (B, E): unnormalized mean of the frame embeddings over T."""
@@ -225,12 +242,17 @@ class EZCLIP(nn.Module):
             return checkpoint(fn, x, *args, use_reentrant=False)
         return fn(x, *args)
 
-    def _vision_block(self, x: torch.Tensor, layer: int, batch: int) -> torch.Tensor:
+    def _vision_block(self, x: torch.Tensor, layer: int, batch: int, need_weights: bool = False):
+        """One prompted, adapted block (docs/design.md §3): (B*T, 1+N, D) -> (B*T, keep, D).
+
+        With `need_weights`, also the attention weights (B*T, H, keep, L) of step 5.
+        """
         block = backbone.vision_blocks(self.clip)[layer]
         drop = self.vision_drop_paths[layer]
         # The last block only needs outputs for the tokens the pool reads (the class token).
         num_queries = self.pooled_tokens if layer == self.vision_dims.layers - 1 else None
         keep = x.shape[1] if num_queries is None else num_queries
+        tokens = x
         if self.prompts is not None and layer < self.prompts.num_layers:
             BT, _, D = x.shape  # (B*T, 1+N, D)
             T = BT // batch
@@ -238,14 +260,17 @@ class EZCLIP(nn.Module):
             prompts = self.prompts(layer).unsqueeze(0) + frame_means  # (B, T, D)
             prompts = drop(backbone.prompt_attention(block, prompts))  # (B, T, D), no residual
             prompt_tokens = prompts.reshape(BT, PROMPT_TOKENS_PER_FRAME, D)  # (B*T, 1, D)
-            extended = torch.cat([x, prompt_tokens], dim=1)  # (B*T, 1+N+1, D)
             # the prompt token answers the frame tokens' queries, then leaves: its own output is unused
-            x = x[:, :keep] + drop(backbone.attention_branch(block, extended, num_queries=keep))  # (B*T, keep, D)
+            tokens = torch.cat([x, prompt_tokens], dim=1)  # (B*T, 1+N+1, D)
+        if need_weights:
+            branch, weights = backbone.attention_branch_weights(block, tokens, num_queries=keep)
         else:
-            x = x[:, :keep] + drop(backbone.attention_branch(block, x, num_queries=keep))
+            branch = backbone.attention_branch(block, tokens, num_queries=keep)  # (B*T, keep, D)
+        x = x[:, :keep] + drop(branch)
         if self.vision_adapters is not None:
             x = self.vision_adapters[layer](x)
-        return x + drop(backbone.mlp_branch(block, x))
+        x = x + drop(backbone.mlp_branch(block, x))
+        return (x, weights) if need_weights else x
 
     def _text_block(self, x: torch.Tensor, layer: int, attn_mask: torch.Tensor | None) -> torch.Tensor:
         block = backbone.text_blocks(self.clip)[layer]

@@ -108,6 +108,7 @@ def record_run(cfg, trainer, module, loggers: list, started: float, **extra: Any
         },
     )
     log_results_table(loggers, module.test_results, output_dir)
+    log_figures(loggers, output_dir)
 
 
 def list_identity(path: str | None) -> dict[str, Any] | None:
@@ -120,7 +121,8 @@ def list_identity(path: str | None) -> dict[str, Any] | None:
 
 
 def save_predictions(module, output_dir: Path) -> None:
-    """<run>/predictions/<test set>.npz: index, label and class probabilities of every test video."""
+    """<run>/predictions/<test set>.npz: index, label, top-1 class, class probabilities and video embedding
+    of every test video."""
     for name in module.test_results:
         predictions = module.gathered_predictions(name)
         if predictions is not None:
@@ -134,11 +136,9 @@ RESULT_METRICS = ("top1", "top5", "mean_class_acc")
 
 def log_results_table(loggers: list, test_results: dict[str, dict[str, float]], output_dir: Path) -> None:
     """The per-test-set results as a W&B table and a bar chart image, where a W&B logger is present."""
-    from lightning.pytorch.loggers import WandbLogger
-
     from ezclip.runs.plots import grouped_bars
 
-    wandb_loggers = [logger for logger in loggers if isinstance(logger, WandbLogger)]
+    wandb_loggers = _wandb_loggers(loggers)
     if not wandb_loggers or not test_results:
         return
     columns = ["test_set", *RESULT_METRICS, "num_videos", "num_skipped"]
@@ -152,3 +152,21 @@ def log_results_table(loggers: list, test_results: dict[str, dict[str, float]], 
     for logger in wandb_loggers:
         logger.log_table(key="test/results", columns=columns, data=rows)
         logger.log_image(key="test/results_chart", images=[str(chart)])
+
+
+def log_figures(loggers: list, output_dir: Path) -> None:
+    """The run's figures (`ezclip viz`, written to <run>/viz) as W&B images, where a W&B logger is present."""
+    wandb_loggers = _wandb_loggers(loggers)
+    if not wandb_loggers:
+        return
+    from ezclip.runs.figures import write_figures
+
+    for path in write_figures(output_dir):
+        for logger in wandb_loggers:
+            logger.log_image(key=f"viz/{path.stem}", images=[str(path)])
+
+
+def _wandb_loggers(loggers: list) -> list:
+    from lightning.pytorch.loggers import WandbLogger
+
+    return [logger for logger in loggers if isinstance(logger, WandbLogger)]
