@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ezclip.demo import synth
+from ezclip.runs.progress import progress_bar
 
 if TYPE_CHECKING:
     import torch
@@ -171,7 +172,7 @@ def pretrain(
     budget = minutes * 60.0
     start = time.perf_counter()
     loss_value, curve = float("nan"), []
-    with _progress(progress) as bar:
+    with progress_bar(progress) as bar:
         task = bar.add_task("pretraining nano-CLIP", total=steps)
         for step in range(1, steps + 1):
             if time.perf_counter() - start > budget:
@@ -256,14 +257,6 @@ def ensure_nano(
 def _say(verbose: bool, message: str) -> None:
     if verbose:
         print(message, flush=True)
-
-
-def _progress(enabled: bool):
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    return Progress(*columns, console=Console(stderr=True), disable=not enabled)
 
 
 # --- command line ------------------------------------------------------------------------------------

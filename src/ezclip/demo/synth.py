@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ezclip.runs.progress import progress_bar
+
 VERSION = 2
 
 # Named colours (RGB, 0..1) so captions can say them.
@@ -343,7 +345,7 @@ def generate(
     start = time.perf_counter()
     rows: dict[str, list[tuple[str, int]]] = {}
     total = sum(counts.values()) * len(CLASSES)
-    with _progress(progress) as bar:
+    with progress_bar(progress) as bar:
         task = bar.add_task("rendering SynthMotion", total=total)
         for split, per_class in counts.items():
             rows[split] = _render_split(out, split, per_class, size, frames, seed, fps, lambda: bar.advance(task))
@@ -403,21 +405,6 @@ def _write_metadata(out: Path, rows: dict[str, list[tuple[str, int]]]) -> None:
     _write_list(out / "novel_test.txt", [(p, novel_index[c]) for p, c in rows["test"] if c in novel_index])
     pairs = [{"ids": [a, b], "names": [CLASS_NAMES[a], CLASS_NAMES[b]]} for a, b in PAIRS]
     (out / "pairs.json").write_text(json.dumps(pairs, indent=2) + "\n")
-
-
-def _progress(enabled: bool):
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    # On stderr: stdout carries the JSON summary.
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        disable=not enabled,
-    )
 
 
 # --- command line ------------------------------------------------------------------------------------

@@ -53,6 +53,7 @@ from ezclip.data.decoding import (
 )
 from ezclip.data.lists import read_list
 from ezclip.prep.formats.common import VIDEO_SUFFIXES, atomic_write_text, require_dir
+from ezclip.runs.progress import progress_bar
 
 MANIFEST = ".ezclip-prepare.jsonl"
 TEMPORARY = ".ezclip-tmp"  # in the name of every file or folder while it is being written
@@ -353,7 +354,7 @@ def prepare(
         entries = read_manifest(manifest)
         todo = [p for p in sources if not _up_to_date(entries.get(p), src / p, dest / p, settings)]
         done = {"ok": 0, "failed": []}
-        with _progress(progress) as bar:
+        with progress_bar(progress) as bar:
             task = bar.add_task("preparing", total=len(todo))
 
             def record(entry: dict) -> None:
@@ -393,30 +394,6 @@ def _lock(file, dest: Path) -> None:
         raise BlockingIOError(
             f"another `ezclip data prepare` is writing into {dest} (its manifest is locked)"
         ) from None
-
-
-def _progress(enabled: bool):
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    # On stderr: stdout carries the JSON summary.
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        disable=not enabled,
-    )
 
 
 # --------------------------------------------------------------------------------------------
