@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from ezclip import bench, bench_gpu
-from helpers import TINY, TINY_CONFIG
+from helpers import TINY, TINY_CONFIG, randomize_trainables
 
 
 @pytest.fixture(autouse=True)
@@ -26,7 +26,8 @@ def test_bench_gpu_runs_its_ladder_and_table7_on_the_cpu(tmp_path, capsys):
     argv = ["--backbone", TINY, "--frames", "4", "--device", "cpu", "--dtype", "float32", "--max-batch", "2"]
     assert bench_gpu.main([*argv, "--time-limit", "300", "--repeats", "1", "--out", str(out)]) == 0
     result = json.loads(out.read_text())
-    assert [row["batch_size"] for row in result["ladder"]] == [1, 2] and result["stopped"] == "--max-batch 2"
+    assert [row["batch_size"] for row in result["ladder"]] == [1, 2]
+    assert result["stopped"] == "batch sizes up to 2 done"
     for row in result["ladder"]:
         assert all(row[kind]["views_per_s"] > 0 and row[kind]["peak_mb"] is None for kind in bench_gpu.KINDS)
         assert row["ezclip_over_plain"] > 0
@@ -80,3 +81,31 @@ def test_loader_benchmark_reads_the_raw_clip_and_its_prepared_copy(tmp_path_fact
     )
     text = bench.format_loader(loader)
     assert "prepared / raw:" in text and ("this run's" in text) == bool(train_ratio)
+
+
+@pytest.mark.slow
+def test_compiled_training_step_computes_the_eager_gradients(tmp_path, capsys):
+    from ezclip.models import build_ezclip
+    from ezclip.models.accounting import benchmark_steps
+
+    gradients = []
+    for torch_compile in (False, True):
+        torch.manual_seed(0)
+        # no dropout: compiled code draws its random numbers differently
+        model = build_ezclip(TINY, num_frames=4, device="cpu", prompt_dropout=0.0, drop_path=0.0, attn_dropout=0.0)
+        randomize_trainables(model)  # zero-initialised adapters would give their down projections no gradient
+        benchmark_steps(model, 2, torch_compile=torch_compile)["train"]()
+        gradients.append({name: p.grad.clone() for name, p in model.named_parameters() if p.requires_grad})
+    assert gradients[0].keys() == gradients[1].keys()
+    for name, eager in gradients[0].items():
+        scale = eager.abs().max().item()
+        assert scale > 0, f"{name} got no gradient"
+        torch.testing.assert_close(gradients[1][name], eager, rtol=1e-3, atol=1e-4 * scale, msg=name)
+
+    out = tmp_path / "bench-gpu.json"
+    argv = ["--backbone", TINY, "--frames", "4", "--device", "cpu", "--dtype", "float32", "--batch-sizes", "2"]
+    assert bench_gpu.main([*argv, "--compile", "--repeats", "1", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["compiled"] and [row["batch_size"] for row in result["ladder"]] == [2]
+    assert all(isinstance(result["ladder"][0][kind], dict) for kind in bench_gpu.KINDS)
+    assert "torch.compile" in capsys.readouterr().out

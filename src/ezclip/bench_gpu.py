@@ -1,16 +1,19 @@
 """`make bench-gpu`: EZ-CLIP's throughput and memory on a GPU by batch size, and Table 7's row, as JSON.
 
-For one backbone (ViT-B/16 by default, random weights, T=8), at batch sizes 1, 2, 4, ... until
-memory runs out, --max-batch or --time-limit:
+For one backbone (ViT-B/16 by default, random weights, T=8), at batch sizes 1, 2, 4, ... (or the
+--batch-sizes given) until memory runs out, --max-batch or --time-limit:
 - inference: views/s of `encode_video` (autocast to --dtype, bf16 by default; attention is one
   `scaled_dot_product_attention` call per block) and of plain open_clip frame encoding + mean,
   and EZ-CLIP's time over plain's;
 - training: views/s of whole training steps (the video and 10 class names forward, contrastive +
   motion loss, backward, AdamW on the trainable set);
 - the peak memory of each (torch.cuda.max_memory_allocated, the weights included).
+With --compile each kind's computation goes through torch.compile (its warm-up steps compile it).
 A torch.cuda.OutOfMemoryError ends that kind's ladder and the last batch that fit is reported.
 Then Table 7's row: GFLOPs and parameters (count_flops, count_parameters) and views/s
-(measure_throughput at the largest inference batch that fit, at most 32), beside the paper's.
+(measure_throughput at the largest inference batch that fit, at most 32, not compiled), beside the
+paper's. Its GFLOPs are counted as the paper's peers count them (nn.Linear and nn.Conv2d
+multiply-accumulates); every product of the model, attention included, is in `full_gflops`.
 The JSON is rewritten after every batch size, so a run cut off by a time limit keeps what it
 measured. On the CPU (the tests) the same code runs with a tiny backbone and small batches.
 """
@@ -59,8 +62,11 @@ def run_ladder(
     time_limit: float,
     repeats: int,
     out: Path | None = None,
+    batch_sizes: list[int] | None = None,
+    torch_compile: bool = False,
 ) -> dict:
-    """Measure batch sizes 1, 2, 4, ... (see the module docstring); the result, also written to ``out``."""
+    """Measure ``batch_sizes`` (default 1, 2, 4, ... up to ``max_batch``; see the module docstring);
+    the result, also written to ``out``."""
     from ezclip.models import build_ezclip, count_flops, count_parameters
     from ezclip.models.accounting import benchmark_steps, measure_throughput
 
@@ -73,6 +79,7 @@ def run_ladder(
         "device": device,
         "device_name": torch.cuda.get_device_name(torch.device(device)) if device.startswith("cuda") else "cpu",
         "dtype": dtype,
+        "compiled": torch_compile,
         "torch": torch.__version__,
         "repeats": repeats,
         "ladder": [],
@@ -80,14 +87,18 @@ def run_ladder(
     torch.manual_seed(0)
     model = build_ezclip(backbone, num_frames=frames, device=device)
     fits = {"inference": True, "train": True}
-    batch, last_seconds = 1, 0.0
-    while batch <= max_batch and any(fits.values()):
+    if batch_sizes is None:
+        batch_sizes = [2**i for i in range(max_batch.bit_length())]  # 1, 2, 4, ... <= max_batch
+    last_seconds = 0.0
+    for batch in batch_sizes:
+        if not any(fits.values()):
+            break
         if time.monotonic() - start + 3 * last_seconds > time_limit - reserve:  # the next batch takes ~2x this one
             result["stopped"] = f"time limit ({time_limit:g} s) before batch {batch}"
             break
         begun = time.monotonic()
         row: dict = {"batch_size": batch}
-        steps = benchmark_steps(model, batch, autocast_dtype=autocast_dtype)
+        steps = benchmark_steps(model, batch, autocast_dtype=autocast_dtype, torch_compile=torch_compile)
         for kind in KINDS:
             group = "train" if kind == "train" else "inference"
             if not fits[group]:
@@ -106,9 +117,8 @@ def run_ladder(
         del steps
         _write(result, out)
         last_seconds = time.monotonic() - begun
-        batch *= 2
-    else:
-        result["stopped"] = "out of memory" if not any(fits.values()) else f"--max-batch {max_batch}"
+    if "stopped" not in result:
+        result["stopped"] = "out of memory" if not any(fits.values()) else f"batch sizes up to {batch_sizes[-1]} done"
     result["largest_batch_that_fit"] = {
         group: max((r["batch_size"] for r in result["ladder"] if isinstance(r.get(kind), dict)), default=None)
         for group, kind in (("inference", "ezclip"), ("train", "train"))
@@ -121,7 +131,8 @@ def run_ladder(
     tp_batch = min(32, result["largest_batch_that_fit"]["inference"] or 1)
     throughput = measure_throughput(backbone, frames, tp_batch, device, repeats=repeats, autocast_dtype=autocast_dtype)
     result["table7"] = {
-        "gflops": flops["full_gflops"],
+        "gflops": flops["linear_conv_gmacs"],
+        "full_gflops": flops["full_gflops"],
         "executed_gmacs": flops["executed_gmacs"],
         "trainable_params": parameters["trainable"],
         "vision_total_params": parameters["vision_total"],
@@ -149,7 +160,8 @@ def _write(result: dict, out: Path | None) -> None:
 
 def summary(result: dict) -> str:
     """One line per batch size and Table 7's row, for the terminal."""
-    lines = [f"{result['backbone']} T={result['frames']} on {result['device_name']} ({result['dtype']}):"]
+    compiled = ", torch.compile" if result["compiled"] else ""
+    lines = [f"{result['backbone']} T={result['frames']} on {result['device_name']} ({result['dtype']}{compiled}):"]
     for row in result["ladder"]:
         cells = []
         for kind in KINDS:
@@ -165,7 +177,8 @@ def summary(result: dict) -> str:
     t7 = result["table7"]
     paper = t7["paper"]
     lines.append(
-        f"Table 7: {t7['gflops']:.0f} GFLOPs (paper {paper['gflops']}), {t7['trainable_params'] / 1e6:.1f}M trainable "
+        f"Table 7: {t7['gflops']:.0f} GFLOPs (paper {paper['gflops']}; "
+        f"{t7['full_gflops']:.0f} counting every product), {t7['trainable_params'] / 1e6:.1f}M trainable "
         f"(paper {paper['trainable_m']}M), {t7['views_per_s']:.1f} views/s at batch {t7['batch_size']} "
         f"(paper {paper['views_per_s']} on an {paper['gpu']})"
     )
@@ -182,13 +195,18 @@ def main(argv: list[str] | None = None) -> int:
         "--dtype", choices=list(DTYPES), default="bfloat16" if cuda else "float32", help="autocast dtype"
     )
     parser.add_argument("--max-batch", type=int, default=4096, help="largest batch size to try")
+    parser.add_argument(
+        "--batch-sizes", type=lambda text: [int(b) for b in text.split(",")], help="e.g. 128,256 instead of the ladder"
+    )
+    parser.add_argument("--compile", action="store_true", help="torch.compile each kind's computation")
     parser.add_argument("--time-limit", type=float, default=480.0, help="seconds for the whole run (about)")
     parser.add_argument("--repeats", type=int, default=5, help="timed steps per measurement, after 2 warm-ups")
     parser.add_argument("--out", type=Path, default=Path("bench-gpu.json"), help="the JSON file to write")
     args = parser.parse_args(argv)
     result = run_ladder(
-        args.backbone, args.frames, args.device, args.dtype, args.max_batch, args.time_limit, args.repeats, args.out
-    )
+        args.backbone, args.frames, args.device, args.dtype, args.max_batch, args.time_limit, args.repeats, args.out,
+        args.batch_sizes, args.compile,
+    )  # fmt: skip
     print(summary(result))
     print(f"written to {args.out}")
     return 0

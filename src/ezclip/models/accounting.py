@@ -104,6 +104,7 @@ def benchmark_steps(
     num_texts: int = 10,
     text_words: int = 0,
     autocast_dtype: torch.dtype | None = None,
+    torch_compile: bool = False,
 ) -> dict[str, Callable[[], None]]:
     """One step of each kind the benchmarks time, on random inputs on the model's device.
 
@@ -114,7 +115,9 @@ def benchmark_steps(
       lengthened by ``4 * text_words`` words), contrastive (ce) + motion loss, backward, AdamW on the
       trainable set (train mode).
     Each step sets the model's mode itself, so the kinds can be interleaved. ``autocast_dtype``:
-    run under ``torch.autocast`` with it (None: the model's own dtype). Callers synchronise CUDA.
+    run under ``torch.autocast`` with it (None: the model's own dtype). ``torch_compile``: each kind's
+    computation (not the optimizer step) goes through ``torch.compile``; the first calls compile it, so
+    time only after warm-ups. Callers synchronise CUDA.
     """
     device = next(model.parameters()).device
     frames, size = model.num_frames, model.image_size
@@ -127,23 +130,36 @@ def benchmark_steps(
     def autocast():
         return torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None)
 
+    def maybe_compiled(function: Callable) -> Callable:
+        return torch.compile(function) if torch_compile else function
+
+    @maybe_compiled
+    def plain_forward(video: torch.Tensor) -> torch.Tensor:
+        return model.clip.encode_image(video.flatten(0, 1)).view(batch_size, frames, -1).mean(1)  # (B, E)
+
+    @maybe_compiled
+    def training_loss(video: torch.Tensor) -> torch.Tensor:
+        frame_embeddings = model.encode_frames(video)  # (B, T, E)
+        logits = model.similarity_logits(frame_embeddings.mean(1), model.encode_text(tokens))  # (B, texts)
+        return contrastive_loss(logits, labels) + motion_loss(frame_embeddings)
+
+    video_forward = maybe_compiled(model.encode_video)
+
     def plain() -> None:
         model.eval()
         with torch.no_grad(), autocast():
-            model.clip.encode_image(video.flatten(0, 1)).view(batch_size, frames, -1).mean(1)
+            plain_forward(video)
 
     def ezclip() -> None:
         model.eval()
         with torch.no_grad(), autocast():
-            model.encode_video(video)
+            video_forward(video)
 
     def train() -> None:
         model.train()
         optimizer.zero_grad(set_to_none=True)
         with autocast():
-            frame_embeddings = model.encode_frames(video)  # (B, T, E)
-            logits = model.similarity_logits(frame_embeddings.mean(1), model.encode_text(tokens))  # (B, texts)
-            loss = contrastive_loss(logits, labels) + motion_loss(frame_embeddings)
+            loss = training_loss(video)
         loss.backward()
         optimizer.step()
 
