@@ -5,9 +5,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torchvision.transforms.v2.functional as F
 
 from ezclip.data.sampling import ClipSampler, sample_test, sample_train
-from ezclip.data.transforms import TestTransform, TrainTransform, crop_offsets, multiscale_crop_box, normalize_video
+from ezclip.data.transforms import (
+    COLOUR_PARAMS,
+    TestTransform,
+    TrainTransform,
+    apply_colour,
+    crop_offsets,
+    multiscale_crop_box,
+    normalize_video,
+)
 
 # -- sampling ------------------------------------------------------------------------------------
 
@@ -75,10 +84,11 @@ def gradient_clip(frames: int = 4, height: int = 60, width: int = 80) -> torch.T
 def test_train_transform_shapes_dtype_and_numpy_input():
     transform = TrainTransform(image_size=32)
     video = gradient_clip()
-    out = transform(video, np.random.default_rng(0))
+    out, colour = transform(video, np.random.default_rng(0))
     assert out.shape == (4, 3, 32, 32) and out.dtype == torch.uint8
-    out_np = transform(video.permute(0, 2, 3, 1).numpy(), np.random.default_rng(0))
-    assert torch.equal(out, out_np)  # same generator seed, same result
+    assert colour.shape == (COLOUR_PARAMS,) and colour.dtype == torch.float32
+    out_np, colour_np = transform(video.permute(0, 2, 3, 1).numpy(), np.random.default_rng(0))
+    assert torch.equal(out, out_np) and torch.equal(colour, colour_np)  # same generator seed, same result
 
 
 def test_flip_applies_to_every_frame():
@@ -86,14 +96,14 @@ def test_flip_applies_to_every_frame():
     video = gradient_clip()
     flips = []
     for seed in range(12):
-        out = transform(video, np.random.default_rng(seed)).float()
+        out = transform(video, np.random.default_rng(seed))[0].float()
         slope = out[:, 0, :, -1].mean(-1) - out[:, 0, :, 0].mean(-1)  # (T,) red right minus left
         assert (slope > 0).all() or (slope < 0).all()  # never mixed within a clip
         flips.append(bool(slope[0] < 0))
     assert any(flips) and not all(flips)
     no_flip = TrainTransform(image_size=32, scales=(1.0,), horizontal_flip=False, color_jitter=0.0, grayscale=0.0)
     for seed in range(12):
-        out = no_flip(video, np.random.default_rng(seed)).float()
+        out = no_flip(video, np.random.default_rng(seed))[0].float()
         assert (out[:, 0, :, -1].mean(-1) > out[:, 0, :, 0].mean(-1)).all()
 
 
@@ -104,14 +114,47 @@ def test_crop_and_jitter_parameters_shared_across_frames():
     video = gradient_clip()
     video[:, 2] = 0
     for seed in range(8):
-        out = transform(video, np.random.default_rng(seed))
+        out, colour = transform(video, np.random.default_rng(seed))
+        out = apply_colour(out[None], colour[None])[0]
         assert (out == out[:1]).all()
 
 
 def test_grayscale_makes_channels_equal_on_all_frames():
     transform = TrainTransform(image_size=32, color_jitter=0.0, grayscale=1.0)
-    out = transform(gradient_clip(), np.random.default_rng(0))
+    out, colour = transform(gradient_clip(), np.random.default_rng(0))
+    out = apply_colour(out[None], colour[None])[0]
     assert (out[:, 0] == out[:, 1]).all() and (out[:, 1] == out[:, 2]).all()
+
+
+def per_clip_torchvision_colour(clip: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
+    """The reference: torchvision's functional colour ops on one clip, one op at a time."""
+    ops = (F.adjust_brightness, F.adjust_contrast, F.adjust_saturation, F.adjust_hue)
+    if params[0]:
+        for k in params[5:9].long().tolist():
+            clip = ops[k](clip, float(params[1 + k]))
+    if params[9]:
+        clip = F.rgb_to_grayscale(clip, num_output_channels=3)
+    return clip
+
+
+def test_batched_colour_matches_torchvision_clip_by_clip():
+    transform = TrainTransform(image_size=24, color_jitter=0.8, grayscale=0.3)
+    generator = torch.Generator().manual_seed(0)
+    video = torch.randint(0, 256, (24, 3, 3, 24, 24), dtype=torch.uint8, generator=generator)  # (B, T, 3, S, S)
+    video[:4] = video[:4, :, :1]  # some grey clips: hue and saturation meet value == min there
+    rng = np.random.default_rng(0)
+    params = torch.stack([transform.colour_parameters(rng) for _ in range(len(video))])  # (B, COLOUR_PARAMS)
+    assert 0 < params[:, 0].sum() < len(video) and 0 < params[:, 9].sum() < len(video)
+    assert len({tuple(order) for order in params[params[:, 0] > 0, 5:9].tolist()}) > 3  # several orders
+    batched = apply_colour(video, params)
+    reference = torch.stack([per_clip_torchvision_colour(clip, p) for clip, p in zip(video, params, strict=True)])
+    difference = (batched.int() - reference.int()).abs()
+    assert difference.max() <= 2 and (difference == 0).float().mean() > 0.999  # float rounding only
+    untouched = (params[:, 0] == 0) & (params[:, 9] == 0)
+    assert untouched.any() and torch.equal(batched[untouched], video[untouched])
+    assert not torch.equal(batched[~untouched], video[~untouched])
+    with pytest.raises(AssertionError, match="colour parameters"):
+        apply_colour(video, params[:3])
 
 
 def test_multiscale_crop_box_limits():

@@ -22,7 +22,7 @@ from data_helpers import (
 from ezclip.data.dataset import EvalSampler, Skipped, TrainSampler, VideoCollate, VideoDataset
 from ezclip.data.decoding import SafeDecoder
 from ezclip.data.lists import VideoEntry
-from ezclip.data.transforms import TestTransform, TrainTransform, multiscale_crop_box
+from ezclip.data.transforms import COLOUR_PARAMS, TestTransform, TrainTransform, apply_colour, multiscale_crop_box
 from ezclip.lit.datamodule import VideoDataModule
 
 T, S = 4, 32
@@ -159,7 +159,19 @@ def test_training_is_reproducible_and_changes_with_the_epoch(data):
 
     a, b, c = first(0, 0), first(0, 2), first(1, 0)
     assert torch.equal(a["index"], b["index"]) and torch.equal(a["video"], b["video"])
+    assert torch.equal(a["colour"], b["colour"]) and a["colour"].shape == (2, COLOUR_PARAMS)
     assert not torch.equal(a["video"], c["video"])
+
+
+def test_training_batches_carry_colour_parameters_that_the_device_applies(data):
+    dm = module(data, color_jitter=1.0, grayscale=0.0)
+    dm.setup("fit")
+    train = next(iter(dm.train_dataloader()))
+    val = next(iter(dm.val_dataloader()))
+    assert "colour" not in val  # evaluation is never colour-augmented
+    assert (train["colour"][:, 0] == 1).all()
+    jittered = apply_colour(train["video"], train["colour"])
+    assert jittered.shape == train["video"].shape and not torch.equal(jittered, train["video"])
 
 
 def test_exclusions_are_counted(data):

@@ -16,8 +16,9 @@ that each peak is its own: on CPU the peak resident set size above the process's
 building the model, on CUDA the peak allocated.
 
 Loader: clips per second of one loader worker through the project's own training path (list ->
-TSN sampler -> decoder helper process -> TrainTransform at 224 px; a `VideoDataset` read in this
-process, as one DataLoader worker reads it), for a raw clip (10 s of 1280x720 H.264 at 25 fps,
+TSN sampler -> decoder helper process -> TrainTransform at 224 px, which crops, resizes and flips and
+leaves the colour augmentation to the device; a `VideoDataset` read in this process, as one
+DataLoader worker reads it), for a raw clip (10 s of 1280x720 H.264 at 25 fps,
 x264's default keyframe interval, rendered here into a temporary folder) and for the copy
 `ezclip data prepare` makes of it (256 px short side, a keyframe every 16 frames), read in turn.
 From those: how many workers keep one GPU fed at the paper's training throughput.

@@ -1,8 +1,10 @@
 """The video dataset, its collate function and samplers that never duplicate evaluation videos.
 
-A dataset item is a dict ``{"video": uint8, "label": int, "index": int}`` or, for a video that
-cannot be read, a ``Skipped`` marker; ``VideoCollate`` drops the markers, logs each bad path once
-per process and counts them in the batch, so one corrupt file never stops an epoch. In training an
+A dataset item is a dict ``{"video": uint8, "label": int, "index": int}`` (training items also
+carry ``"colour"``, the clip's colour parameters, applied on the device by
+``ezclip.data.transforms.apply_colour``) or, for a video that cannot be read, a ``Skipped`` marker;
+``VideoCollate`` drops the markers, logs each bad path once per process and counts them in the
+batch, so one corrupt file never stops an epoch. In training an
 unreadable video is replaced by another one of the list (drawn from a seeded generator; the item
 carries the replaced ``Skipped`` markers under ``replaced``), so training batches stay full.
 
@@ -126,13 +128,13 @@ class VideoDataset(Dataset):
         except VideoReadError as e:
             return Skipped(path, e.reason, index)
         if self.train:
-            video = self.transform(frames, np.random.default_rng([self.seed, epoch, index, 1]))  # (T, 3, S, S)
-        else:
-            views = self.transform(frames)  # (n_crops, n_clips * T, 3, S, S)
-            n_crops = views.shape[0]
-            views = views.unflatten(1, (self.n_clips, self.num_frames))  # (n_crops, n_clips, T, 3, S, S)
-            video = views.transpose(0, 1).flatten(0, 1)  # (n_clips * n_crops, T, 3, S, S)
-            assert video.shape[0] == self.n_clips * n_crops
+            video, colour = self.transform(frames, np.random.default_rng([self.seed, epoch, index, 1]))  # (T, 3, S, S)
+            return {"video": video.contiguous(), "colour": colour, "label": entry.label, "index": index}
+        views = self.transform(frames)  # (n_crops, n_clips * T, 3, S, S)
+        n_crops = views.shape[0]
+        views = views.unflatten(1, (self.n_clips, self.num_frames))  # (n_crops, n_clips, T, 3, S, S)
+        video = views.transpose(0, 1).flatten(0, 1)  # (n_clips * n_crops, T, 3, S, S)
+        assert video.shape[0] == self.n_clips * n_crops
         return {"video": video.contiguous(), "label": entry.label, "index": index}
 
 
@@ -140,7 +142,8 @@ class VideoCollate:
     """Stack good items, drop ``Skipped`` ones (and report those a training item replaced).
 
     Returns ``{"video": uint8 (B, *video_shape), "label": long (B,), "index": long (B,),
-    "num_skipped": int, "skipped": list[str]}``; B may be 0 (every video failed).
+    "num_skipped": int, "skipped": list[str]}``, and ``"colour": (B, COLOUR_PARAMS)`` for training
+    items; B may be 0 (every video failed).
     """
 
     def __init__(self, video_shape: tuple[int, ...]):
@@ -158,13 +161,16 @@ class VideoCollate:
             video = torch.stack([item["video"] for item in good])
         else:
             video = torch.empty((0, *self.video_shape), dtype=torch.uint8)
-        return {
+        batch = {
             "video": video,
             "label": torch.tensor([item["label"] for item in good], dtype=torch.long),
             "index": torch.tensor([item["index"] for item in good], dtype=torch.long),
             "num_skipped": len(bad),
             "skipped": [item.path for item in bad],
         }
+        if good and "colour" in good[0]:
+            batch["colour"] = torch.stack([item["colour"] for item in good])  # (B, COLOUR_PARAMS)
+        return batch
 
 
 def _rank_world(rank: int | None, world: int | None) -> tuple[int, int]:

@@ -1,7 +1,9 @@
 """Lightning DataModule for list-based video datasets (train, val and any number of named test sets).
 
 Batches (uint8 video; convert on the device with ``ezclip.data.transforms.normalize_video``):
-    train: ``{"video": (B, T, 3, S, S), "label": (B,), "index": (B,), "num_skipped": int, "skipped": [path]}``
+    train: ``{"video": (B, T, 3, S, S), "colour": (B, COLOUR_PARAMS), "label": (B,), "index": (B,),
+        "num_skipped": int, "skipped": [path]}``, cropped and flipped; the colour augmentation is
+        applied on the device (``ezclip.data.transforms.apply_colour``)
     val/test: ``{"video": (B, V, T, 3, S, S), ...}`` with V = n_clips * n_crops views for test sets and
         V = 1 (one centre clip, centre crop) for validation, which runs every epoch and must stay cheap.
 Unreadable videos: in evaluation dropped from their batch and counted (B can be 0); in training

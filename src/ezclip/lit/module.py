@@ -20,7 +20,7 @@ from torch import nn
 from torchmetrics import MeanMetric, MetricCollection, SumMetric
 from torchmetrics.classification import MulticlassAccuracy
 
-from ezclip.data.transforms import normalize_video
+from ezclip.data.transforms import apply_colour, normalize_video
 from ezclip.lit.optim import decay_groups
 from ezclip.models import contrastive_loss, load_official_checkpoint, motion_loss
 from ezclip.models.ezclip import EZCLIP, EZCLIPConfig, build_from_config
@@ -191,7 +191,7 @@ class EZCLIPModule(L.LightningModule):
                 f"a training batch without one readable video ({len(batch['skipped'])} unreadable, e.g. "
                 f"{batch['skipped'][:3]}): run `ezclip data check` and exclude them (data.exclude)"
             )
-        video = normalize_video(batch["video"])  # (B, T, 3, S, S) float
+        video = normalize_video(apply_colour(batch["video"], batch["colour"]))  # (B, T, 3, S, S) float
         frames = self.net.encode_frames(video)  # (B, T, E)
         if self.hparams.contrastive == "ce":
             logits = self.net.similarity_logits(frames.mean(1), self.class_embeddings("train"))  # (B, C)
