@@ -19,7 +19,6 @@ import csv
 import functools
 import itertools
 import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -430,7 +429,7 @@ def run(args: argparse.Namespace) -> int:
         size=args.size,
         frames=args.frames,
         seed=args.seed,
-        progress=args.progress and os.environ.get("EZCLIP_NO_PROGRESS") is None,
+        progress=args.progress,
     )
     print(json.dumps(summary, indent=2))
     return 0

@@ -435,7 +435,7 @@ def run(args: argparse.Namespace) -> int:
         workers=args.workers,
         lists=args.lists,
         timeout=args.timeout,
-        progress=args.progress and os.environ.get("EZCLIP_NO_PROGRESS") is None,
+        progress=args.progress,
     )
     print(json.dumps(summary, indent=2))
     return 1 if summary["failed"] else 0
